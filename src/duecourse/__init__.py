@@ -1,0 +1,1 @@
+"""DueCourse: a collections platform that proves every contact was lawful."""

@@ -1,0 +1,1 @@
+"""Relational storage: table definitions, the engine factory, bulk frame I/O and Alembic migrations."""

@@ -1,0 +1,235 @@
+"""Storage tables (SQLAlchemy Core). Separate from domain types and wire schemas on purpose.
+
+Personal data columns end in `_enc` and hold AES-GCM ciphertext (see adapters/crypto.py).
+Money columns hold integer minor units; rates are decimal strings (exact) plus the scaled integer.
+Dates are `Date`, instants are timezone-aware UTC `DateTime`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only treats INTEGER PRIMARY KEY as an alias of rowid (autoincrement); BigInteger elsewhere.
+Key = BigInteger().with_variant(Integer(), "sqlite")
+
+product = Table(
+    "product",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("conventions", JSON, nullable=False),
+    Column("description", Text),
+)
+
+borrower = Table(
+    "borrower",
+    metadata,
+    Column("borrower_key", Key, primary_key=True, autoincrement=True),
+    Column("borrower_id", String(64), nullable=False, unique=True),
+    Column("name_enc", LargeBinary, nullable=False),
+    Column("national_id_enc", LargeBinary, nullable=False),
+    Column("birth_date", Date),
+    Column("language", String(16), nullable=False),
+    Column("flags", String(256), nullable=False, default=""),  # comma-separated, sorted
+    Column("region", String(64)),
+)
+
+contact_point = Table(
+    "contact_point",
+    metadata,
+    Column("contact_key", Key, primary_key=True, autoincrement=True),
+    Column("contact_id", String(64), nullable=False, unique=True),
+    Column("borrower_key", ForeignKey("borrower.borrower_key"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # phone | email | address | app
+    Column("owner", String(16), nullable=False),  # borrower | spouse | family | emergency | employer | guarantor
+    Column("value_enc", LargeBinary, nullable=False),
+    Column("latitude", Float),
+    Column("longitude", Float),
+    Column("time_zone", String(64), nullable=False),
+    Column("valid", Boolean, nullable=False),
+    Column("consent", Boolean, nullable=False),
+)
+
+loan = Table(
+    "loan",
+    metadata,
+    Column("loan_key", Key, primary_key=True, autoincrement=True),
+    Column("loan_id", String(64), nullable=False, unique=True),
+    Column("borrower_key", ForeignKey("borrower.borrower_key"), nullable=False, index=True),
+    Column("product", ForeignKey("product.code"), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("principal", BigInteger, nullable=False),
+    Column("annual_rate", BigInteger, nullable=False),  # scaled by RATE_SCALE
+    Column("penalty_rate", BigInteger, nullable=False),  # scaled by RATE_SCALE
+    Column("term", Integer, nullable=False),
+    Column("start_date", Date, nullable=False),
+    Column("method", String(32), nullable=False),
+)
+
+instalment = Table(
+    "instalment",
+    metadata,
+    Column("loan_key", ForeignKey("loan.loan_key"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("due_date", Date, nullable=False),
+    Column("principal", BigInteger, nullable=False),
+    Column("interest", BigInteger, nullable=False),
+    Column("fee", BigInteger, nullable=False),
+)
+
+payment = Table(
+    "payment",
+    metadata,
+    Column("payment_key", Key, primary_key=True, autoincrement=True),
+    Column("payment_id", String(64), nullable=False, unique=True),
+    Column("loan_key", ForeignKey("loan.loan_key"), nullable=False, index=True),
+    Column("value_date", Date, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("reverses_payment_key", ForeignKey("payment.payment_key"), unique=True),
+    Column("booked_at", DateTime(timezone=True), nullable=False),
+)
+
+hold = Table(
+    "hold",
+    metadata,
+    Column("hold_key", Key, primary_key=True, autoincrement=True),
+    Column("hold_id", String(64), nullable=False, unique=True),
+    Column("borrower_key", ForeignKey("borrower.borrower_key"), nullable=False, index=True),
+    Column("loan_key", ForeignKey("loan.loan_key")),
+    Column("kind", String(16), nullable=False),
+    Column("start_date", Date, nullable=False),
+    Column("end_date", Date),
+    Column("pauses_clock", Boolean, nullable=False),
+    Column("pauses_outreach", Boolean, nullable=False),
+)
+
+import_run = Table(
+    "import_run",
+    metadata,
+    Column("import_key", Key, primary_key=True, autoincrement=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("accepted", Integer, nullable=False),
+    Column("rejected", Integer, nullable=False),
+    Column("rejects_path", Text),
+)
+
+rejected_row = Table(
+    "rejected_row",
+    metadata,
+    Column("rejected_key", Key, primary_key=True, autoincrement=True),
+    Column("import_key", ForeignKey("import_run.import_key"), nullable=False, index=True),
+    Column("file", Text, nullable=False),
+    Column("row", Integer, nullable=False),
+    Column("field", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("raw", JSON, nullable=False),
+)
+
+collection_case = Table(
+    "collection_case",
+    metadata,
+    Column("case_key", Key, primary_key=True, autoincrement=True),
+    Column("loan_key", ForeignKey("loan.loan_key"), nullable=False),
+    Column("opened_on", Date, nullable=False),
+    Column("closed_on", Date),
+    Column("close_reason", String(32)),  # cured | paid_off
+    UniqueConstraint("loan_key", "opened_on"),
+    Index("ix_case_open", "loan_key", "closed_on"),
+)
+
+cycle_run = Table(
+    "cycle_run",
+    metadata,
+    Column("run_key", Key, primary_key=True, autoincrement=True),
+    Column("as_of", Date, nullable=False, index=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("replay", Boolean, nullable=False),
+    Column("strategy_digest", String(64), nullable=False),
+    Column("summary", JSON, nullable=False),
+)
+
+delinquency_snapshot = Table(
+    "delinquency_snapshot",
+    metadata,
+    Column("as_of", Date, primary_key=True),
+    Column("loan_key", ForeignKey("loan.loan_key"), primary_key=True),
+    Column("days_past_due", Integer, nullable=False),
+    Column("bucket", String(16), nullable=False),
+    Column("transition", String(16), nullable=False),
+    Column("overdue_total", BigInteger, nullable=False),
+    Column("outstanding_total", BigInteger, nullable=False),
+)
+
+proposed_action = Table(
+    "proposed_action",
+    metadata,
+    Column("action_key", Key, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(160), nullable=False, unique=True),  # as_of:loan_id:step
+    Column("as_of", Date, nullable=False, index=True),
+    Column("loan_key", ForeignKey("loan.loan_key"), nullable=False),
+    Column("case_key", ForeignKey("collection_case.case_key")),
+    Column("segment", String(64), nullable=False),
+    Column("ladder", String(64), nullable=False),
+    Column("step", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("template", String(64)),
+    Column("priority", Integer, nullable=False),
+    Column("arm", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("compliance_status", String(16), nullable=False),  # pending | allowed | blocked
+    Column("compliance_reason", Text, nullable=False),
+    Index("ix_action_loan_step", "loan_key", "step", "as_of"),
+)
+
+audit_entry = Table(
+    "audit_entry",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("origin", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("entity", String(64), nullable=False),
+    Column("entity_id", String(160), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("payload", Text, nullable=False),  # canonical JSON, exactly as hashed
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True),  # always 1: the chain's single head row, locked on append
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
