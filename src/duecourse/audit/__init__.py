@@ -1,0 +1,1 @@
+"""The append-only, hash-chained audit log: every decision, contact, data access and change."""
