@@ -1,0 +1,5 @@
+"""`python -m duecourse` runs the command line."""
+
+from duecourse.cli import main
+
+main()

@@ -1,0 +1,52 @@
+"""The composition root: the one place where settings become engines, ciphers, strategies and gates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+
+from sqlalchemy import Engine
+
+from duecourse.adapters.crypto import FieldCipher
+from duecourse.adapters.db import migrate
+from duecourse.adapters.db.engine import make_engine
+from duecourse.compliance.port import CompliancePort, NoComplianceEngine
+from duecourse.settings import Settings
+from duecourse.strategy.loader import load_strategy
+from duecourse.strategy.model import Strategy
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Container:
+    settings: Settings
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+    @cached_property
+    def engine(self) -> Engine:
+        if self.settings.database_url.startswith("sqlite"):
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(self.settings.database_url)
+        migrate.upgrade(engine)
+        return engine
+
+    @cached_property
+    def cipher(self) -> FieldCipher:
+        return FieldCipher.from_key_file(self.settings.data_key_path)
+
+    @cached_property
+    def strategy(self) -> Strategy:
+        return load_strategy(self.settings.strategy_path)
+
+    @cached_property
+    def compliance(self) -> CompliancePort:
+        return NoComplianceEngine()
+
+
+def build(settings: Settings | None = None) -> Container:
+    return Container(settings or Settings.from_env())

@@ -1,0 +1,1 @@
+"""Use cases: import the book, run the daily cycle, show a loan, report. Services own transactions."""

@@ -1,0 +1,80 @@
+"""Extract the book from the store as the frames the set-based core expects (one place for the SQL)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import polars as pl
+from sqlalchemy import Engine, select
+
+from duecourse.adapters.db import tables as t
+from duecourse.adapters.db.bulk import read_frame
+from duecourse.domain import frames as f
+from duecourse.domain.conventions import ProductConventions
+
+
+@dataclass(frozen=True)
+class BookFrames:
+    loans: pl.DataFrame
+    instalments: pl.DataFrame
+    payments: pl.DataFrame
+    holds: pl.DataFrame
+    borrowers: pl.DataFrame
+    conventions: dict[str, ProductConventions]
+
+
+def load_conventions(engine: Engine) -> dict[str, ProductConventions]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.product.c.code, t.product.c.conventions)).all()
+    return {code: ProductConventions.from_dict(conv) for code, conv in rows}
+
+
+def _where_loan(loan_key: int | None, column: str = "loan_key") -> str:
+    return "" if loan_key is None else f" WHERE {column} = {int(loan_key)}"
+
+
+def load_book(engine: Engine, as_of: date, loan_key: int | None = None) -> BookFrames:
+    """All events with a value date on or before `as_of` (later ones cannot affect the state as of it)."""
+    d = as_of.isoformat()
+    loan_filter = _where_loan(loan_key)
+    loans = read_frame(
+        engine,
+        "SELECT loan_key, loan_id, borrower_key, product, currency, principal, annual_rate, penalty_rate, term,"
+        f" start_date, method FROM loan{loan_filter}",
+        f.LOANS,
+    )
+    instalments = read_frame(
+        engine, f"SELECT loan_key, seq, due_date, principal, interest, fee FROM instalment{loan_filter}", f.INSTALMENTS
+    )
+    pay_filter = f" WHERE value_date <= '{d}'" + ("" if loan_key is None else f" AND loan_key = {int(loan_key)}")
+    payments = read_frame(
+        engine,
+        f"SELECT payment_key, loan_key, value_date, amount, reverses_payment_key FROM payment{pay_filter}",
+        f.PAYMENTS,
+    )
+    hold_filter = f" WHERE start_date <= '{d}'"
+    if loan_key is not None:
+        hold_filter += (
+            f" AND (loan_key = {int(loan_key)} OR (loan_key IS NULL AND borrower_key ="
+            f" (SELECT borrower_key FROM loan WHERE loan_key = {int(loan_key)})))"
+        )
+    holds = read_frame(
+        engine,
+        "SELECT hold_key, borrower_key, loan_key, kind, start_date, end_date, pauses_clock, pauses_outreach"
+        f" FROM hold{hold_filter}",
+        f.HOLDS,
+    )
+    borrower_filter = (
+        "" if loan_key is None else f" WHERE borrower_key = (SELECT borrower_key FROM loan WHERE loan_key = {int(loan_key)})"
+    )
+    raw_borrowers = read_frame(
+        engine,
+        f"SELECT borrower_key, borrower_id, language, birth_date, flags FROM borrower{borrower_filter}",
+        pl.Schema({"borrower_key": pl.Int64, "borrower_id": pl.String, "language": pl.String,
+                   "birth_date": pl.Date, "flags": pl.String}),
+    )
+    borrowers = raw_borrowers.with_columns(
+        flags=pl.when(pl.col("flags") == "").then(pl.lit([], pl.List(pl.String))).otherwise(pl.col("flags").str.split(","))
+    )
+    return BookFrames(loans, instalments, payments, holds, f.conform(borrowers, f.BORROWERS), load_conventions(engine))

@@ -1,0 +1,316 @@
+"""The daily cycle: the book as of a day -> ledger state -> cases -> ladder proposals -> compliance -> write-back.
+
+Facts are gathered first, evaluated purely with an explicit `as_of`, and only then applied, in one
+transaction with their audit entries. Idempotent: every row written has a natural key (snapshot:
+day + loan; proposal: day + loan + step), so running a day again writes only what is missing, and
+when nothing is missing it writes nothing at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Engine, bindparam, func, insert, select, update
+
+from duecourse.adapters.db import tables as t
+from duecourse.adapters.db.bulk import read_frame, write_frame
+from duecourse.audit import log as audit_log
+from duecourse.audit.chain import AuditRecord
+from duecourse.compliance.port import CompliancePort
+from duecourse.domain.errors import CycleError
+from duecourse.ledger.engine import ledger_state, transitions
+from duecourse.services.book_frames import BookFrames, load_book
+from duecourse.strategy.ladder import propose
+from duecourse.strategy.model import Strategy
+
+STAGES = ("extract", "ledger", "cases", "strategy", "compliance", "write-back")
+
+# A loan without an open case (pre-due reminders) counts its step history over one billing month.
+NO_CASE_HISTORY_DAYS = 31
+
+
+@dataclass
+class CycleSummary:
+    as_of: date
+    replay: bool
+    dry_run: bool
+    changed: bool = False
+    loans: int = 0
+    by_bucket: list[dict[str, Any]] = field(default_factory=list)
+    transitions: dict[str, int] = field(default_factory=dict)
+    proposals: list[dict[str, Any]] = field(default_factory=list)
+    compliance: dict[str, int] = field(default_factory=dict)
+    cases_opened: int = 0
+    cases_closed: int = 0
+    proposals_new: int = 0
+    snapshots_new: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["as_of"] = self.as_of.isoformat()
+        return out
+
+
+def last_run_day(engine: Engine) -> date | None:
+    with engine.connect() as conn:
+        value = conn.execute(select(func.max(t.cycle_run.c.as_of))).scalar()
+    if value is None:
+        return None
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def run_cycle(
+    engine: Engine,
+    strategy: Strategy,
+    gate: CompliancePort,
+    as_of: date,
+    *,
+    now: datetime,
+    actor: str = "system:cycle",
+    replay: bool = False,
+    dry_run: bool = False,
+    on_stage: Callable[[str], None] = lambda _stage: None,
+) -> CycleSummary:
+    summary = CycleSummary(as_of=as_of, replay=replay, dry_run=dry_run)
+    last = last_run_day(engine)
+    if last is not None and as_of < last and not replay:
+        raise CycleError(f"the cycle last ran for {last}; {as_of} is earlier — use --replay to run an earlier day")
+    marks: list[tuple[str, float]] = []
+
+    def stage(name: str) -> None:
+        on_stage(name)
+        marks.append((name, time.perf_counter()))
+
+    stage("extract")
+    book = load_book(engine, as_of)
+    open_cases = read_frame(
+        engine,
+        "SELECT case_key, loan_key, opened_on FROM collection_case WHERE closed_on IS NULL",
+        pl.Schema({"case_key": pl.Int64, "loan_key": pl.Int64, "opened_on": pl.Date}),
+    )
+    history = _step_history(engine, as_of)
+
+    stage("ledger")
+    state = _ledger_with_transitions(book, as_of)
+
+    stage("cases")
+    delinquent = state.filter(pl.col("bucket") != "current").select("loan_key")
+    to_open = (
+        pl.DataFrame(schema={"loan_key": pl.Int64})
+        if replay
+        else delinquent.join(open_cases, on="loan_key", how="anti")
+    )
+    to_close = (
+        open_cases.head(0)
+        if replay
+        else open_cases.join(state.select("loan_key", "bucket", "outstanding_total"), on="loan_key")
+        .filter(pl.col("bucket") == "current")
+        .with_columns(
+            close_reason=pl.when(pl.col("outstanding_total") <= 0).then(pl.lit("paid_off")).otherwise(pl.lit("cured"))
+        )
+    )
+
+    stage("strategy")
+    facts = _facts(book, state, as_of)
+    proposals = propose(facts, history, strategy, as_of)
+
+    stage("compliance")
+    reviewed = gate.review(proposals, as_of).join(facts.select("loan_key", "loan_id"), on="loan_key")
+    reviewed = reviewed.with_columns(
+        as_of=pl.lit(as_of),
+        idempotency_key=pl.lit(as_of.isoformat() + ":") + pl.col("loan_id") + pl.lit(":") + pl.col("step"),
+    )
+
+    _summarise(summary, state, reviewed, len(to_open), len(to_close))
+
+    stage("write-back")
+    if not dry_run:
+        _write_back(
+            engine, summary, strategy, as_of, now, actor, replay, state,
+            book.loans.select("loan_key", "loan_id"), to_open, to_close, reviewed,
+        )
+    marks.append(("done", time.perf_counter()))
+    summary.timings = {name: round(b - a, 3) for (name, a), (_, b) in zip(marks, marks[1:])}
+    return summary
+
+
+def _ledger_with_transitions(book: BookFrames, as_of: date) -> pl.DataFrame:
+    args = (book.loans, book.instalments, book.payments, book.holds, book.conventions)
+    today = ledger_state(*args, as_of)
+    yesterday = ledger_state(*args, as_of - timedelta(days=1))
+    return today.join(transitions(today, yesterday), on="loan_key", how="left")
+
+
+def _step_history(engine: Engine, as_of: date) -> pl.DataFrame:
+    """When each step was last proposed for each loan: within its open case, else within a billing month."""
+    since = (as_of - timedelta(days=NO_CASE_HISTORY_DAYS)).isoformat()
+    d = as_of.isoformat()
+    return read_frame(
+        engine,
+        "SELECT a.loan_key, a.step, MAX(a.as_of) AS last_proposed_on FROM proposed_action a"
+        " LEFT JOIN collection_case c ON c.loan_key = a.loan_key AND c.closed_on IS NULL"
+        f" WHERE a.as_of < '{d}' AND a.as_of >= COALESCE(c.opened_on, '{since}')"
+        " GROUP BY a.loan_key, a.step",
+        pl.Schema({"loan_key": pl.Int64, "step": pl.String, "last_proposed_on": pl.Date}),
+    )
+
+
+def _facts(book: BookFrames, state: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """The FACTS frame the ladder evaluates (see docs/strategies.md): one row per loan still owing."""
+    holds = book.holds.filter(
+        pl.col("pauses_outreach") & (pl.col("start_date") <= as_of) & (pl.col("end_date").is_null() | (pl.col("end_date") >= as_of))
+    )
+    loans = book.loans.select("loan_key", "loan_id", "borrower_key", "product", "currency")
+    loan_holds = holds.filter(pl.col("loan_key").is_not_null()).select("loan_key").unique()
+    borrower_holds = holds.filter(pl.col("loan_key").is_null()).select("borrower_key").unique()
+    held = pl.concat(
+        [loan_holds, loans.join(borrower_holds, on="borrower_key").select("loan_key")]
+    ).unique().with_columns(has_outreach_hold=pl.lit(True))
+    years = pl.lit(as_of.year) - pl.col("birth_date").dt.year()
+    before_birthday = (pl.col("birth_date").dt.month() > as_of.month) | (
+        (pl.col("birth_date").dt.month() == as_of.month) & (pl.col("birth_date").dt.day() > as_of.day)
+    )
+    borrowers = book.borrowers.with_columns(age=(years - before_birthday.cast(pl.Int32)).cast(pl.Int32))
+    return (
+        state.filter(pl.col("outstanding_total") > 0)
+        .join(loans, on="loan_key")
+        .join(borrowers.select("borrower_key", "borrower_id", "flags", "age", "language"), on="borrower_key", how="left")
+        .join(held, on="loan_key", how="left")
+        .select(
+            "loan_key", "loan_id", "borrower_key", "borrower_id", "product", "currency", "days_past_due", "bucket",
+            "overdue_total", "outstanding_total",
+            days_to_next_due=(pl.col("next_due_date") - pl.lit(as_of)).dt.total_days().cast(pl.Int32),
+            next_due_amount=pl.col("next_due_amount"),
+            flags=pl.col("flags").fill_null(pl.lit([], pl.List(pl.String))),
+            age=pl.col("age"),
+            language=pl.col("language"),
+            has_outreach_hold=pl.col("has_outreach_hold").fill_null(False),
+            # Promises to pay and repayment plans arrive with issue 5; until then no loan has one.
+            has_active_promise=pl.lit(False),
+            has_active_plan=pl.lit(False),
+        )
+    )
+
+
+def _summarise(summary: CycleSummary, state: pl.DataFrame, reviewed: pl.DataFrame, opened: int, closed: int) -> None:
+    summary.loans = state.height
+    by_bucket = (
+        state.group_by("bucket")
+        .agg(
+            accounts=pl.len(),
+            outstanding=pl.col("outstanding_total").sum(),
+            overdue=pl.col("overdue_total").sum(),
+            min_dpd=pl.col("days_past_due").min(),
+        )
+        .sort("min_dpd", "bucket")
+        .drop("min_dpd")
+    )
+    summary.by_bucket = by_bucket.to_dicts()
+    summary.transitions = dict(state.group_by("transition").len().sort("transition").iter_rows())
+    summary.proposals = (
+        reviewed.group_by("step", "channel").agg(count=pl.len(), min_priority=pl.col("priority").min())
+        .sort("min_priority", "step").drop("min_priority").to_dicts()
+    )
+    summary.compliance = dict(reviewed.group_by("compliance_status").len().sort("compliance_status").iter_rows())
+    summary.cases_opened = opened
+    summary.cases_closed = closed
+
+
+def _write_back(
+    engine: Engine,
+    summary: CycleSummary,
+    strategy: Strategy,
+    as_of: date,
+    now: datetime,
+    actor: str,
+    replay: bool,
+    state: pl.DataFrame,
+    loan_ids: pl.DataFrame,
+    to_open: pl.DataFrame,
+    to_close: pl.DataFrame,
+    reviewed: pl.DataFrame,
+) -> None:
+    """Everything the day decided, with its audit entries, in one transaction; only what is not there yet."""
+    records: list[AuditRecord] = []
+    with engine.begin() as conn:
+        ran_before = conn.execute(select(t.cycle_run.c.run_key).where(t.cycle_run.c.as_of == as_of).limit(1)).first()
+        existing_snapshots = conn.execute(
+            select(func.count()).select_from(t.delinquency_snapshot).where(t.delinquency_snapshot.c.as_of == as_of)
+        ).scalar_one()
+        if existing_snapshots < state.height:
+            snapshot = state.select(
+                pl.lit(as_of).alias("as_of"), "loan_key", "days_past_due", "bucket", "transition",
+                "overdue_total", "outstanding_total",
+            )
+            summary.snapshots_new = write_frame(conn, t.delinquency_snapshot, snapshot, on_conflict_do_nothing=True)
+
+        if to_open.height:
+            write_frame(conn, t.collection_case, to_open.select("loan_key", opened_on=pl.lit(as_of)))
+            for (loan_id,) in to_open.join(loan_ids, on="loan_key").select("loan_id").iter_rows():
+                records.append(AuditRecord(actor, "cycle", "case.opened", "loan", loan_id,
+                                           "delinquent: left the current bucket", {"as_of": as_of.isoformat()}))
+        if to_close.height:
+            closing = to_close.join(loan_ids, on="loan_key")
+            conn.execute(
+                update(t.collection_case)
+                .where(t.collection_case.c.case_key == bindparam("ck"))
+                .values(closed_on=bindparam("co"), close_reason=bindparam("cr")),
+                [{"ck": ck, "co": as_of, "cr": cr} for ck, cr in closing.select("case_key", "close_reason").iter_rows()],
+            )
+            for loan_id, reason in closing.select("loan_id", "close_reason").iter_rows():
+                records.append(AuditRecord(actor, "cycle", "case.closed", "loan", loan_id, reason, {"as_of": as_of.isoformat()}))
+
+        existing_keys = pl.DataFrame(
+            {"idempotency_key": conn.execute(
+                select(t.proposed_action.c.idempotency_key).where(t.proposed_action.c.as_of == as_of)
+            ).scalars().all()},
+            schema={"idempotency_key": pl.String},
+        )
+        new = reviewed.join(existing_keys, on="idempotency_key", how="anti")
+        if new.height:
+            open_cases = pl.DataFrame(
+                conn.execute(
+                    select(t.collection_case.c.loan_key, t.collection_case.c.case_key).where(
+                        t.collection_case.c.closed_on.is_(None)
+                    )
+                ).all(),
+                schema={"loan_key": pl.Int64, "case_key": pl.Int64},
+                orient="row",
+            )
+            new = new.join(open_cases, on="loan_key", how="left")
+            summary.proposals_new = write_frame(
+                conn,
+                t.proposed_action,
+                new.select(
+                    "idempotency_key", "as_of", "loan_key", "case_key", "segment", "ladder", "step", "action", "channel",
+                    "template", "priority", "arm", "reason", "compliance_status", "compliance_reason",
+                ),
+            )
+            for key, loan_id, step, arm, reason, status in new.select(
+                "idempotency_key", "loan_id", "step", "arm", "reason", "compliance_status"
+            ).iter_rows():
+                records.append(AuditRecord(actor, "cycle", "action.proposed", "proposed_action", key, reason,
+                                           {"loan_id": loan_id, "step": step, "arm": arm, "compliance": status}))
+
+        summary.changed = bool(summary.snapshots_new or records)
+        if summary.changed or ran_before is None:
+            conn.execute(
+                insert(t.cycle_run).values(
+                    as_of=as_of, started_at=now, finished_at=now, replay=replay,
+                    strategy_digest=strategy.digest, summary=summary.to_json(),
+                )
+            )
+            records.append(AuditRecord(
+                actor, "cycle", "cycle.completed", "cycle_run", as_of.isoformat(),
+                "replay of an earlier day" if replay else "daily cycle",
+                {"strategy": strategy.name, "strategy_digest": strategy.digest, "loans": summary.loans,
+                 "snapshots_new": summary.snapshots_new, "proposals_new": summary.proposals_new,
+                 "cases_opened": summary.cases_opened, "cases_closed": summary.cases_closed},
+            ))
+            audit_log.append(conn, records, now)
