@@ -45,13 +45,16 @@ class ProductSpec:
 PRODUCTS: tuple[ProductSpec, ...] = (
     ProductSpec("CASH", "Cash loan, equal monthly instalments", "equal_instalment", 0.55,
                 (3, 6, 12, 18, 24), (0.10, 0.25, 0.40, 0.15, 0.10),
-                ("0.18", "0.195", "0.21", "0.225", "0.24"), "0.1825", 8_000, 0.9),
+                ("0.18", "0.195", "0.21", "0.225", "0.24"), "0.1825", 8_000, 0.9,
+                {"rounding_mode": "half_up", "day_count": "per_period"}),
     ProductSpec("CONSUMER", "Consumer instalment loan for a purchase, equal principal", "equal_principal", 0.30,
                 (6, 12, 24, 36), (0.25, 0.40, 0.25, 0.10),
-                ("0.096", "0.12", "0.144", "0.18"), "0.1095", 15_000, 1.0),
+                ("0.096", "0.12", "0.144", "0.18"), "0.1095", 15_000, 1.0,
+                {"day_count": "per_period", "grace_days": 3}),
     ProductSpec("SHORT", "Short loan, monthly interest and principal at maturity", "interest_only", 0.15,
                 (1, 2, 3, 6), (0.20, 0.30, 0.35, 0.15),
-                ("0.18", "0.24"), "0.1825", 3_000, 0.7),
+                ("0.18", "0.24"), "0.1825", 3_000, 0.7,
+                {"day_count": "actual/365", "holds_pause_penalty": True}),
 )
 
 MIN_PRINCIPAL = 1_000  # yuan
@@ -98,16 +101,18 @@ def generate_book(
     *,
     second_loan_share: float = 0.12,
     term: int | None = None,
+    contact_points: bool = True,
 ) -> GeneratedBook:
     """Generate a book as of `as_of` and the payments arriving on each of the next `days_ahead` days.
 
     `second_loan_share` of borrowers hold two loans, the rest one; `term` forces every loan to that many
-    monthly instalments (the bench uses 12). Same arguments, same book, byte for byte.
+    monthly instalments (the bench uses 12); `contact_points=False` leaves the contact points file empty
+    (the daily cycle does not read it). Same arguments, same book, byte for byte.
     """
     rng = np.random.default_rng(seed)
     _, rates = load_roll_rates()
     borrowers, person = _borrowers(rng, n_borrowers, as_of)
-    contacts = _contact_points(rng, person)
+    contacts = _contact_points(rng, person) if contact_points else _contact_points(rng, person, share=0.0)
     loans = _loans(rng, person, as_of, second_loan_share, term)
     inst = schedules(loans)
     events = _behaviour(rng, loans, inst, rates, as_of + timedelta(days=days_ahead))
@@ -131,7 +136,8 @@ def generate_book(
 def products_document() -> dict[str, Any]:
     return {
         "products": {
-            p.code: {"currency": "CNY", "description": p.description, **p.conventions} for p in PRODUCTS
+            p.code: {"currency": "CNY", "description": p.description, "conventions": dict(p.conventions)}
+            for p in PRODUCTS
         }
     }
 
@@ -187,26 +193,30 @@ def _borrowers(rng: np.random.Generator, n: int, as_of: date) -> tuple[pl.DataFr
             "english": english,
         }
     )
-    codes = pl.Series([c.division_code for c in cities])
+    # The first 17 digits as one integer (division code, birth date, order code, sex digit), so the check
+    # digit is integer arithmetic over digit columns rather than string slicing.
+    ymd = _yyyymmdd(birth)
+    first17 = np.array([int(c.division_code) for c in cities], dtype=np.int64)[city] * 10**11 + ymd * 1000 \
+        + seq * 10 + sex_digit
+    digits = (first17[:, None] // 10 ** np.arange(16, -1, -1, dtype=np.int64)) % 10
+    check = (digits @ GB11643_WEIGHTS) % 11
+    frame = frame.with_columns(first17=first17, check=check)
     given0 = pl.when("male").then(_pick(people.GIVEN_MALE, "gm0")).otherwise(_pick(people.GIVEN_FEMALE, "gf0"))
     given1 = pl.when("male").then(_pick(people.GIVEN_MALE, "gm1")).otherwise(_pick(people.GIVEN_FEMALE, "gf1"))
     birth_col = pl.col("birth").cast(pl.Date)
     age_years = _age_expr(birth_col, as_of)
     frame = frame.with_columns(
-        first17=_pick_series(codes, "city") + birth_col.dt.strftime("%Y%m%d")
-        + pl.col("seq").cast(pl.String).str.zfill(2) + pl.col("sex_digit").cast(pl.String),
-    )
-    frame = frame.with_columns(national_id=pl.col("first17") + _check_digit_expr("first17"))
+        national_id=pl.col("first17").cast(pl.String) + _pick_series(pl.Series(list(GB11643_CHECK)), "check"))
     out = frame.select(
         borrower_id=_ids("B", "i", 8),
         name=_pick(people.SURNAMES, "surname") + given0 + pl.when("two").then(given1).otherwise(pl.lit("")),
         national_id="national_id",
         birth_date=birth_col,
         language=pl.when("english").then(pl.lit("en")).otherwise(pl.lit("zh-CN")),
-        flags=pl.concat_list(
-            pl.when(age_years >= 65).then(pl.lit("elderly")),
-            pl.when("disabled").then(pl.lit("disabled")),
-        ).list.drop_nulls().list.join(";"),
+        flags=pl.when((age_years >= 65) & pl.col("disabled")).then(pl.lit("elderly;disabled"))
+        .when(age_years >= 65).then(pl.lit("elderly"))
+        .when("disabled").then(pl.lit("disabled"))
+        .otherwise(pl.lit("")),
         region=_pick_series(pl.Series([c.region for c in cities]), "city"),
     )
     person = {"city": city, "birth": birth, "male": male, "surname": surname}
@@ -220,9 +230,15 @@ def _age_expr(birth: pl.Expr, as_of: date) -> pl.Expr:
     return pl.lit(as_of.year) - birth.dt.year().cast(pl.Int32) - before_birthday.cast(pl.Int32)
 
 
-def _check_digit_expr(column: str) -> pl.Expr:
-    digits = [pl.col(column).str.slice(k, 1).cast(pl.Int64) * int(w) for k, w in enumerate(GB11643_WEIGHTS)]
-    return _pick_series(pl.Series(list(GB11643_CHECK)), pl.sum_horizontal(digits) % 11)
+def _yyyymmdd(days: np.ndarray) -> np.ndarray:
+    d = days.astype("datetime64[D]")
+    year = d.astype("datetime64[Y]")
+    month = d.astype("datetime64[M]")
+    y = year.astype(np.int64) + 1970
+    m = (month - year.astype("datetime64[M]")).astype(np.int64) + 1
+    day = (d - month.astype("datetime64[D]")).astype(np.int64) + 1
+    out: np.ndarray = y * 10_000 + m * 100 + day
+    return out
 
 
 def _pick(values: tuple[str, ...], index: str | pl.Expr) -> pl.Expr:
@@ -269,84 +285,84 @@ CONTACT_KINDS: tuple[_ContactKind, ...] = (
 )
 
 
-def _contact_points(rng: np.random.Generator, person: dict[str, np.ndarray]) -> pl.DataFrame:
+def _contact_points(rng: np.random.Generator, person: dict[str, np.ndarray], share: float = 1.0) -> pl.DataFrame:
     n = len(person["city"])
     cities = people.CITIES
     city_w = np.array([c.weight for c in cities])
+    birth_year = person["birth"].astype("datetime64[Y]").astype(np.int64) + 1970
     parts = []
     for order, spec in enumerate(CONTACT_KINDS):
-        b = np.flatnonzero(rng.random(n) < spec.share)
+        b = np.flatnonzero(rng.random(n) < spec.share * share)
         m = len(b)
         city = person["city"][b].copy()
         moved = rng.random(m) < spec.elsewhere
         city[moved] = rng.choice(len(cities), size=int(moved.sum()), p=city_w / city_w.sum())
-        parts.append(pl.DataFrame({
-            "b": b.astype(np.int64),
-            "order": np.full(m, order, dtype=np.int64),
-            "city": city,
-            "prefix": rng.integers(0, len(people.MOBILE_PREFIXES), size=m),
-            "number": rng.integers(0, 100_000_000, size=m),
-            "domain": rng.integers(0, len(people.MAIL_DOMAINS), size=m),
-            "street": rng.integers(0, len(people.STREETS), size=m),
-            "house": rng.integers(1, 400, size=m),
-            "building": rng.integers(1, 30, size=m),
-            "unit": rng.integers(1, 6, size=m),
-            "room": rng.integers(1, 33, size=m) * 100 + rng.integers(1, 5, size=m),
-            "dlat": rng.normal(0.0, 0.04, size=m),
-            "dlon": rng.normal(0.0, 0.05, size=m),
-            "valid": rng.random(m) < spec.valid,
-            "consent": rng.random(m) < spec.consent,
-            "kind": np.full(m, spec.kind),
-            "owner": np.full(m, spec.owner),
-        }))
+        number = rng.integers(0, 100_000_000, size=m)
+        frame = pl.DataFrame({"b": b.astype(np.int64), "order": np.full(m, order, dtype=np.int64), "city": city,
+                              "number": number})
+        # Only this kind's value is built: string work is most of the generator's time on a big book.
+        if spec.kind == "phone":
+            frame = frame.with_columns(prefix=rng.integers(0, len(people.MOBILE_PREFIXES), size=m))
+            value = pl.lit("+86") + _pick(people.MOBILE_PREFIXES, "prefix") + pl.col("number").cast(pl.String).str.zfill(8)
+        elif spec.kind == "email":
+            frame = frame.with_columns(domain=rng.integers(0, len(people.MAIL_DOMAINS), size=m),
+                                       surname=person["surname"][b], year=birth_year[b])
+            # QQ mail addresses are the QQ number; the others are usually the name in pinyin and a year.
+            value = (
+                pl.when(pl.col("domain") == 0).then((pl.col("number") + 10_000).cast(pl.String))
+                .otherwise(_pick(people.SURNAMES_PINYIN, "surname") + pl.col("year").cast(pl.String))
+                + pl.lit("@") + _pick(people.MAIL_DOMAINS, "domain")
+            )
+        elif spec.kind == "address":
+            frame = frame.with_columns(
+                street=rng.integers(0, len(people.STREETS), size=m), house=rng.integers(1, 400, size=m),
+                building=rng.integers(1, 30, size=m), unit=rng.integers(1, 6, size=m),
+                room=rng.integers(1, 33, size=m) * 100 + rng.integers(1, 5, size=m),
+                dlat=rng.normal(0.0, 0.04, size=m), dlon=rng.normal(0.0, 0.05, size=m),
+            )
+            value = _address(spec.owner == "employer")
+        else:
+            value = pl.lit("app-user-") + pl.col("number").cast(pl.String).str.zfill(8)
+        is_address = spec.kind == "address"
+        parts.append(frame.select(
+            "b", "order",
+            kind=pl.lit(spec.kind),
+            owner=pl.lit(spec.owner),
+            value=value,
+            latitude=(_pick_series(pl.Series([c.latitude for c in cities]), "city") + pl.col("dlat")).round(5)
+            if is_address else pl.lit(None, pl.Float64),
+            longitude=(_pick_series(pl.Series([c.longitude for c in cities]), "city") + pl.col("dlon")).round(5)
+            if is_address else pl.lit(None, pl.Float64),
+            time_zone=_pick_series(pl.Series([c.time_zone for c in cities]), "city"),
+            valid=pl.lit(pl.Series(rng.random(m) < spec.valid)),
+            consent=pl.lit(pl.Series(rng.random(m) < spec.consent)),
+        ))
     frame = pl.concat(parts).sort("b", "order")
-    person_frame = pl.DataFrame({
-        "b": np.arange(n, dtype=np.int64),
-        "surname": person["surname"],
-        "birth_year": person["birth"].astype("datetime64[Y]").astype(np.int64) + 1970,
-    })
-    frame = frame.join(person_frame, on="b", how="left", maintain_order="left")
-    city_col = pl.col("city")
+    return frame.select(
+        _ids("C", pl.int_range(pl.len(), dtype=pl.Int64), 9).alias("contact_id"),
+        _ids("B", "b", 8).alias("borrower_id"),
+        "kind", "owner", "value", "latitude", "longitude", "time_zone", "valid", "consent",
+    )
+
+
+def _address(employer: bool) -> pl.Expr:
+    cities = people.CITIES
+    city = pl.col("city")
     address = (
-        _pick_series(pl.Series([c.province for c in cities]), city_col)
-        + _pick_series(pl.Series([c.name for c in cities]), city_col)
-        + _pick_series(pl.Series([c.district for c in cities]), city_col)
+        _pick_series(pl.Series([c.province for c in cities]), city)
+        + _pick_series(pl.Series([c.name for c in cities]), city)
+        + _pick_series(pl.Series([c.district for c in cities]), city)
         + _pick(people.STREETS, "street") + pl.col("house").cast(pl.String) + pl.lit("号")
         + pl.col("building").cast(pl.String) + pl.lit("栋") + pl.col("unit").cast(pl.String) + pl.lit("单元")
         + pl.col("room").cast(pl.String) + pl.lit("室")
     )
-    employer = (
-        _pick_series(pl.Series([c.name for c in cities]), city_col)
+    if not employer:
+        return address
+    return (
+        _pick_series(pl.Series([c.name for c in cities]), city)
         + _pick(people.GIVEN_MALE, pl.col("number") % len(people.GIVEN_MALE))
         + _pick(people.GIVEN_MALE, pl.col("number") // 100 % len(people.GIVEN_MALE))
         + _pick(people.EMPLOYER_SUFFIXES, pl.col("unit") - 1) + pl.lit("，") + address
-    )
-    phone = pl.lit("+86") + _pick(people.MOBILE_PREFIXES, "prefix") + pl.col("number").cast(pl.String).str.zfill(8)
-    # QQ mail addresses are the QQ number; the others are usually the name in pinyin and a year.
-    email = (
-        pl.when(pl.col("domain") == 0)
-        .then((pl.col("number") % 9_000_000_000 + 10_000 + pl.col("house")).cast(pl.String))
-        .otherwise(_pick(people.SURNAMES_PINYIN, "surname") + pl.col("birth_year").cast(pl.String))
-        + pl.lit("@") + _pick(people.MAIL_DOMAINS, "domain")
-    )
-    is_address = pl.col("kind") == "address"
-    return frame.select(
-        contact_id=_ids("C", pl.int_range(pl.len(), dtype=pl.Int64), 9),
-        borrower_id=_ids("B", "b", 8),
-        kind="kind",
-        owner="owner",
-        value=pl.when(pl.col("kind") == "phone").then(phone)
-        .when(pl.col("kind") == "email").then(email)
-        .when(is_address & (pl.col("owner") == "employer")).then(employer)
-        .when(is_address).then(address)
-        .otherwise(pl.lit("app-user-") + pl.col("number").cast(pl.String).str.zfill(8)),
-        latitude=pl.when(is_address).then(
-            (_pick_series(pl.Series([c.latitude for c in cities]), city_col) + pl.col("dlat")).round(5)),
-        longitude=pl.when(is_address).then(
-            (_pick_series(pl.Series([c.longitude for c in cities]), city_col) + pl.col("dlon")).round(5)),
-        time_zone=_pick_series(pl.Series([c.time_zone for c in cities]), city_col),
-        valid="valid",
-        consent="consent",
     )
 
 
@@ -530,12 +546,14 @@ def _arrivals(
     last = as_of + timedelta(days=days_ahead)
     m = events.height
     late = np.where(rng.random(m) < 0.03, rng.integers(1, 4, m), 0)
-    pays = events.sort("value_date", "i").with_columns(
+    # Payment ids follow the order the lender books them in.
+    pays = events.with_columns(
         arrival=pl.col("value_date") + pl.duration(days=pl.lit(pl.Series(late))),
-        seconds=pl.Series(rng.integers(8 * 3600, 23 * 3600, m)),
-    ).with_columns(payment_id=_ids("P", pl.int_range(pl.len(), dtype=pl.Int64), 10),
-                   reverses_payment_id=pl.lit(None, pl.String))
-    pays = pays.filter(pl.col("arrival") <= last)
+        seconds=pl.lit(pl.Series(rng.integers(8 * 3600, 23 * 3600, m))),
+    ).filter(pl.col("arrival") <= last).sort("arrival", "seconds", "i").with_columns(
+        payment_id=_ids("P", pl.int_range(pl.len(), dtype=pl.Int64), 10),
+        reverses_payment_id=pl.lit(None, pl.String),
+    )
     in_window = pays.filter((pl.col("arrival") > as_of) & (pl.col("value_date") <= last - timedelta(days=3)))
     k = min(in_window.height, max(2, in_window.height // 500))
     bounced = in_window[np.sort(rng.choice(in_window.height, size=k, replace=False))] if k else in_window.head(0)
@@ -545,17 +563,19 @@ def _arrivals(
         payment_id=_ids("R", pl.int_range(pl.len(), dtype=pl.Int64), 10),
         value_date=pl.max_horizontal("value_date", "arrival") + pl.duration(days=pl.lit(pl.Series(gap))),
     ).with_columns(arrival=pl.col("value_date"))
-    rows = pl.concat([pays, reversals]).join(loans.select("i", "loan_id"), on="i").sort("arrival", "seconds")
-    rows = rows.select(
-        "payment_id", "loan_id", "value_date",
-        amount=_major("amount"),
-        reverses_payment_id="reverses_payment_id",
-        booked_at=(pl.col("arrival").cast(pl.Datetime("ms")) + pl.duration(seconds="seconds"))
-        .dt.strftime("%Y-%m-%dT%H:%M:%S+08:00"),
-        _arrival="arrival",
-    )
-    history = rows.filter(pl.col("_arrival") <= as_of).drop("_arrival")
-    future = rows.filter(pl.col("_arrival") > as_of)
+
+    def rows(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.select(
+            "payment_id", pl.lit(loans["loan_id"]).gather(pl.col("i")).alias("loan_id"), "value_date",
+            amount=_major("amount"),
+            reverses_payment_id="reverses_payment_id",
+            booked_at=(pl.col("arrival").cast(pl.Datetime("ms")) + pl.duration(seconds="seconds"))
+            .dt.strftime("%Y-%m-%dT%H:%M:%S+08:00"),
+            _arrival="arrival",
+        )
+
+    history = rows(pays.filter(pl.col("arrival") <= as_of)).drop("_arrival")
+    future = rows(pl.concat([pays.filter(pl.col("arrival") > as_of), reversals]).sort("arrival", "seconds"))
     daily = {
         as_of + timedelta(days=d): future.filter(pl.col("_arrival") == as_of + timedelta(days=d)).drop("_arrival")
         for d in range(1, days_ahead + 1)
@@ -567,10 +587,9 @@ def _arrivals(
 
 
 def _major(column: str, scale: int = 2) -> pl.Expr:
-    """Non-negative integer minor units as an exact Decimal in major units."""
-    ten = 10**scale
-    text = pl.format("{}.{}", pl.col(column) // ten, (pl.col(column) % ten).cast(pl.String).str.zfill(scale))
-    return text.str.to_decimal(scale=scale)
+    """Integer minor units as an exact Decimal in major units (a whole number of fen divided by 100 is exact)."""
+    major: pl.Expr = pl.col(column).cast(pl.Decimal(38, scale)) / 10**scale
+    return major
 
 
 def _rate(column: str) -> pl.Expr:
@@ -592,8 +611,10 @@ def _loans_frame(loans: pl.DataFrame) -> pl.DataFrame:
 
 
 def _instalments_frame(loans: pl.DataFrame, inst: pl.DataFrame) -> pl.DataFrame:
-    return inst.join(loans.select("i", "loan_id"), on="i").sort("i", "seq").select(
-        "loan_id", "seq", "due_date", principal=_major("principal"), interest=_major("interest"), fee=_major("fee"),
+    """`inst` is sorted by loan and seq, and `i` indexes `loans`: a gather, not a join."""
+    return inst.select(
+        loan_id=pl.lit(loans["loan_id"]).gather(pl.col("i")), seq="seq", due_date="due_date",
+        principal=_major("principal"), interest=_major("interest"), fee=_major("fee"),
     )
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import polars as pl
 import pytest
 
+from duecourse.adapters.bookfiles import read_book
 from duecourse.demo import people
-from duecourse.demo.book import GeneratedBook, gb11643_check_digit, generate_book, load_roll_rates
+from duecourse.demo.book import GeneratedBook, gb11643_check_digit, generate_book, load_roll_rates, write_book
+from duecourse.services.importer_validation import StoreView, check_book
 
 AS_OF = date(2026, 10, 31)
 DAYS = 30
@@ -198,3 +202,14 @@ def test_monthly_transitions_follow_the_shipped_roll_rates(book: GeneratedBook) 
         tolerance = 4 * np.sqrt(rates[i] * (1 - rates[i]) / n) + 0.01
         assert np.all(np.abs(empirical - rates[i]) <= tolerance), (states[i], empirical.round(3), rates[i].round(3))
     assert checked >= 3
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_written_book_passes_the_importers_validation_without_a_reject(
+    small: GeneratedBook, tmp_path: Path, fmt: Literal["csv", "parquet"]
+) -> None:
+    write_book(small, tmp_path, fmt)
+    checked = check_book(read_book(tmp_path), StoreView(), datetime(2026, 10, 31, 16, tzinfo=UTC))
+    assert checked.row_errors() == []
+    accepted = {name: f.accepted.height for name, f in checked.files.items()}
+    assert accepted == {"products": 3, **{name: frame.height for name, frame in small.tables().items()}}
