@@ -144,7 +144,7 @@ def _ledger_with_transitions(book: BookFrames, as_of: date) -> pl.DataFrame:
     args = (book.loans, book.instalments, book.payments, book.holds, book.conventions)
     today = ledger_state(*args, as_of)
     yesterday = ledger_state(*args, as_of - timedelta(days=1))
-    return today.join(transitions(today, yesterday), on="loan_key", how="left")
+    return today.join(transitions(today, yesterday, book.conventions), on="loan_key", how="left")
 
 
 def _step_history(engine: Engine, as_of: date) -> pl.DataFrame:
