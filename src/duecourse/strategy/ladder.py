@@ -64,7 +64,7 @@ PROPOSALS: Final = pl.Schema(
 """At most one row per loan: the step proposed today."""
 
 _ALWAYS_READ: Final = (
-    "loan_key", "borrower_key", "borrower_id", "overdue_total", "next_due_amount",
+    "loan_key", "borrower_id", "overdue_total", "next_due_amount",
     "has_outreach_hold", "has_active_promise", "has_active_plan",
 )
 _GID: Final = "_gid"  # global step number across all ladders
@@ -85,9 +85,15 @@ class _Plan:
         return cls(strategy, steps, tuple(strategy.ladders))
 
     def columns(self) -> list[str]:
-        predicates = [p for seg in self.strategy.segments for p in seg.when] + [p for _, s in self.steps for p in s.when]
+        predicates = [p for seg in self.strategy.segments for p in seg.when]
+        predicates += [p for _, s in self.steps for p in s.when]
         read = {c for p in predicates for c in p.columns} | set(_ALWAYS_READ)
         return [c for c in FACTS.names() if c in read]
+
+    def same_step_codes(self) -> dict[int, int]:
+        """Global step number -> a code shared by identical steps (an alias `*call_1` in two ladders is one step)."""
+        codes: dict[Step, int] = {}
+        return {gid: codes.setdefault(step, len(codes)) for gid, (_, step) in enumerate(self.steps)}
 
     def step_codes(self) -> dict[str, int]:
         """A dense integer per step id; a step id shared by several ladders is one step (one history)."""
@@ -116,7 +122,8 @@ class _Plan:
             },
             schema={
                 _GID: pl.Int32, "_code": pl.Int32, "_every_days": pl.Int32, "_pre_due": pl.Boolean,
-                "_stop_paid": pl.Boolean, "_stop_promise": pl.Boolean, "_stop_hold": pl.Boolean, "_stop_plan": pl.Boolean,
+                "_stop_paid": pl.Boolean, "_stop_promise": pl.Boolean, "_stop_hold": pl.Boolean,
+                "_stop_plan": pl.Boolean,
             },
         )
 
@@ -153,39 +160,44 @@ def propose(facts: pl.DataFrame, history: pl.DataFrame, strategy: Strategy, as_o
         raise ValueError(f"facts carry currencies without a known minor unit: {sorted(unknown) or [None]}")
     if facts.is_empty():
         return pl.DataFrame(schema=PROPOSALS)
-    if facts.get_column("loan_key").is_duplicated().any():
+    if facts.get_column("loan_key").n_unique() != facts.height:
         raise ValueError("facts must hold one row per loan_key")
 
     plan = _Plan.of(strategy)
+    keys = facts.get_column("loan_key")
+    if keys.null_count() or not keys.is_between(0, _max_loan_key(len(plan.step_codes()))).all():
+        raise ValueError("loan_key must be a non-negative surrogate key on every facts row")
     arms = strategy.split.arm_names
     arm_cols = [f"_arm_{j}" for j in range(len(arms))]
+    same_step = plan.same_step_codes()
     candidates = (
         facts.lazy()
         .select(plan.columns())  # only what the conditions, stops and reasons read
         .with_columns(plan.segment_expr().alias(_SEG))
         .filter(pl.col(_SEG).is_not_null())
         .with_columns([plan.first_step_expr(lid).alias(f"_ladder_{k}") for k, lid in enumerate(plan.ladder_ids)])
-        .with_columns([plan.step_for_arm_expr(arm).alias(col) for arm, col in zip(arms, arm_cols)])
+        .with_columns([plan.step_for_arm_expr(arm).alias(col) for arm, col in zip(arms, arm_cols, strict=True)])
         .filter(pl.any_horizontal([pl.col(c).is_not_null() for c in arm_cols]))
-        # When every arm leads to the same step (one ladder for all arms, or ladders that agree here), the step is
-        # known before the arm, so stop and cadence can narrow the rows before any hashing.
+        # When every arm leads to the same step (one ladder for all arms, or the same step in each arm's ladder),
+        # stop and cadence can be judged before the arm is known, and narrow the rows before any hashing.
         .with_columns(
-            _arm_free=pl.all_horizontal([pl.col(arm_cols[0]).eq_missing(pl.col(c)) for c in arm_cols[1:]] or [True])
+            _arm_free=pl.all_horizontal(
+                [_same(pl.col(arm_cols[0]), pl.col(c), same_step) for c in arm_cols[1:]] or [pl.lit(True)]
+            )
         )
         .collect()
     )
-    steps = plan.step_table()
-    last = _last_proposed(history, plan)
+    past = _History.of(history, plan)
 
-    known = _admit(candidates.filter("_arm_free").with_columns(pl.col(arm_cols[0]).alias(_GID)), steps, last, as_of)
+    known = _admit(candidates.filter("_arm_free").with_columns(pl.col(arm_cols[0]).alias(_GID)), plan, past, as_of)
     open_ = candidates.filter(~pl.col("_arm_free"))
-    assigned = _arms_by_borrower(pl.concat([known.select(_BORROWER), open_.select(_BORROWER)]), strategy)
-    known = known.with_columns(_arm_of(known, assigned))
-    open_ = open_.with_columns(_arm_of(open_, assigned))
+    # Hash per row: borrowers rarely have two loans proposed on one day; de-duplicating would cost more than it saves.
     chosen: pl.Expr = pl.lit(None, dtype=pl.Int32)
-    for arm, col in zip(reversed(arms), reversed(arm_cols)):
+    for arm, col in zip(reversed(arms), reversed(arm_cols), strict=True):
         chosen = pl.when(pl.col("arm") == arm).then(pl.col(col)).otherwise(chosen)
-    open_ = _admit(open_.with_columns(chosen.alias(_GID)).filter(pl.col(_GID).is_not_null()), steps, last, as_of)
+    known = known.with_columns(arm=assign_arms(known["borrower_id"], strategy.split)).with_columns(chosen.alias(_GID))
+    open_ = open_.with_columns(arm=assign_arms(open_["borrower_id"], strategy.split)).with_columns(chosen.alias(_GID))
+    open_ = _admit(open_.filter(pl.col(_GID).is_not_null()), plan, past, as_of)
 
     admitted = pl.concat([known, open_.select(known.columns)])
     if admitted.is_empty():
@@ -197,64 +209,78 @@ def propose(facts: pl.DataFrame, history: pl.DataFrame, strategy: Strategy, as_o
     return pl.concat(parts).sort("loan_key")
 
 
-_BORROWER: Final = ["borrower_key", "borrower_id"]
+def _same(a: pl.Expr, b: pl.Expr, same_step: dict[int, int]) -> pl.Expr:
+    """Whether two candidate step numbers name the same step (or both none)."""
+    return a.replace_strict(same_step, default=None).eq_missing(b.replace_strict(same_step, default=None))
 
 
-def _arms_by_borrower(borrowers: pl.DataFrame, strategy: Strategy) -> pl.DataFrame:
-    """borrower_key -> arm, hashing each borrower once however many loans they have."""
-    unique = borrowers.unique(subset="borrower_key")
-    return unique.select("borrower_key", arm=assign_arms(unique.get_column("borrower_id"), strategy.split))
+@dataclass(frozen=True)
+class _History:
+    """STEP_HISTORY as one sorted Int64 key per (loan, step) — loan_key * width + step code — with its dates.
 
+    Sorted once, it answers each lookup by binary search: much cheaper than joining the whole history
+    twice, and with ties sorted by date the last match is the latest date, so duplicates need no grouping."""
 
-def _arm_of(rows: pl.DataFrame, assigned: pl.DataFrame) -> pl.Series:
-    """The arm of each row, looked up on the narrow key column only (the rows keep their order)."""
-    return rows.select("borrower_key").join(assigned, on="borrower_key", how="left", maintain_order="left")["arm"]
+    keys: pl.Series
+    days: pl.Series
+    width: int
 
-
-def _last_proposed(history: pl.DataFrame, plan: _Plan) -> pl.DataFrame:
-    """(loan_key, step code) -> last_proposed_on, for the steps of this strategy; integer keys keep the join cheap."""
-    return (
-        history.select(
-            "loan_key",
-            pl.col("step").replace_strict(plan.step_codes(), default=None, return_dtype=pl.Int32).alias("_code"),
-            "last_proposed_on",
+    @classmethod
+    def of(cls, history: pl.DataFrame, plan: _Plan) -> _History:
+        codes = plan.step_codes()
+        width = len(codes)
+        keyed = (
+            history.with_columns(_code=pl.col("step").replace_strict(codes, default=None, return_dtype=pl.Int64))
+            .filter(pl.col("_code").is_not_null(), pl.col("loan_key").is_between(0, _max_loan_key(width)))
+            .select(_key=pl.col("loan_key") * width + pl.col("_code"), last_proposed_on=pl.col("last_proposed_on"))
+            .drop_nulls()
+            .sort("_key", "last_proposed_on")
         )
-        .filter(pl.col("_code").is_not_null())
-    )
+        return cls(keyed["_key"], keyed["last_proposed_on"], width)
+
+    def last_proposed(self, loan_key: pl.Series, code: pl.Series) -> pl.Series:
+        """The latest date for each (loan_key, code) pair, null where the step was never proposed."""
+        wanted = loan_key * self.width + code
+        if self.keys.is_empty():
+            return pl.Series("last_proposed_on", [None] * len(wanted), dtype=pl.Date)
+        position = self.keys.search_sorted(wanted, side="right").cast(pl.Int64) - 1
+        safe = position.clip(0)
+        found = (position >= 0) & (self.keys.gather(safe) == wanted)
+        return pl.select(
+            pl.when(found).then(pl.lit(self.days.gather(safe))).otherwise(None).alias("last_proposed_on")
+        ).to_series()
 
 
-def _admit(rows: pl.DataFrame, steps: pl.DataFrame, last: pl.DataFrame, as_of: date) -> pl.DataFrame:
-    """Keep the rows whose candidate step is neither stopped nor waiting for its cadence today.
+def _max_loan_key(width: int) -> int:
+    return (2**63 - 1) // max(width, 1) - 1
 
-    The decision is made on a narrow frame (keys and the facts stop conditions read) and applied to the
-    wide one by loan_key, so the joins never move the string and list columns."""
-    narrow = rows.select(
-        "loan_key", _GID, "overdue_total", "next_due_amount", "has_outreach_hold", "has_active_promise",
-        "has_active_plan",
-    ).join(steps, on=_GID, how="left")
-    joined = narrow.join(last, on=["loan_key", "_code"], how="left")
-    if joined.height != rows.height:  # the history had several rows for one (loan, step): keep the latest
-        latest = last.group_by("loan_key", "_code").agg(pl.col("last_proposed_on").max())
-        joined = narrow.join(latest, on=["loan_key", "_code"], how="left")
+
+def _admit(rows: pl.DataFrame, plan: _Plan, history: _History, as_of: date) -> pl.DataFrame:
+    """Keep the rows whose candidate step is neither stopped nor waiting for its cadence today."""
+    if rows.is_empty():
+        return rows
+    steps = plan.step_table()
+
+    def attribute(name: str) -> pl.Expr:  # a step attribute per row, by the row's step number
+        return pl.lit(steps[name]).gather(pl.col(_GID))
+
+    last = history.last_proposed(rows["loan_key"], rows.select(attribute("_code")).to_series().cast(pl.Int64))
     paid = (
-        pl.when(pl.col("_pre_due"))
+        pl.when(attribute("_pre_due"))
         .then(pl.col("next_due_amount").fill_null(0) == 0)
         .otherwise(pl.col("overdue_total") == 0)
     )
     stopped = (
-        (pl.col("_stop_paid") & paid)
-        | (pl.col("_stop_promise") & pl.col("has_active_promise"))
-        | (pl.col("_stop_hold") & pl.col("has_outreach_hold"))
-        | (pl.col("_stop_plan") & pl.col("has_active_plan"))
+        (attribute("_stop_paid") & paid)
+        | (attribute("_stop_promise") & pl.col("has_active_promise"))
+        | (attribute("_stop_hold") & pl.col("has_outreach_hold"))
+        | (attribute("_stop_plan") & pl.col("has_active_plan"))
     )
-    days_since = (pl.lit(as_of) - pl.col("last_proposed_on")).dt.total_days()
-    cadence_due = pl.col("last_proposed_on").is_null() | (
-        pl.col("_every_days").is_not_null() & (days_since >= pl.col("_every_days"))
-    )
+    every = attribute("_every_days")
+    days_since = (pl.lit(as_of) - pl.lit(last)).dt.total_days()
+    cadence_due = pl.lit(last).is_null() | (every.is_not_null() & (days_since >= every))
     # A null fact in a stop condition leaves the condition null, and a null drops the row: unknown means no action.
-    # Joins without order are cheaper; one row per loan makes loan_key enough to carry the decision back.
-    keep = joined.filter(~stopped & cadence_due).get_column("loan_key")
-    return rows.filter(pl.col("loan_key").is_in(keep.implode()))
+    return rows.filter(~stopped & cadence_due)
 
 
 def _with_reason(part: pl.DataFrame, segment: Segment, ladder: str, step: Step) -> pl.DataFrame:

@@ -116,7 +116,9 @@ class _Reader:
     def fail(self, key: str, reason: str) -> NoReturn:
         raise StrategyError(self.source, key or "<root>", reason)
 
-    def fields(self, raw: object, key: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    def fields(
+        self, raw: object, key: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
         if not isinstance(raw, dict):
             self.fail(key, f"must be a mapping with keys {', '.join(required + optional)}; got {_kind(raw)}")
         for k in raw:
@@ -250,7 +252,8 @@ class _Reader:
         channel = self.choice(doc["channel"], _join(key, "channel"), Channel)
         if channel not in CHANNELS_FOR_KIND[kind]:
             allowed = ", ".join(sorted(c.value for c in CHANNELS_FOR_KIND[kind]))
-            self.fail(_join(key, "channel"), f"a {kind.value} step cannot use channel {channel.value}; allowed: {allowed}")
+            reason = f"a {kind.value} step cannot use channel {channel.value}; allowed: {allowed}"
+            self.fail(_join(key, "channel"), reason)
         stop_if = ALL_STOP_CONDITIONS
         if "stop_if" in doc:
             stop_key = _join(key, "stop_if")
@@ -307,7 +310,8 @@ class _Reader:
                 self.fail(ladder_key, f"must be a ladder id, or a mapping of arm -> ladder id; got {_kind(choice)}")
             for arm, lid in by_arm.items():
                 if lid not in ladders:
-                    self.fail(keys[arm], f"ladder {lid!r} is not defined under `ladders`; defined: {', '.join(ladders)}")
+                    defined = ", ".join(ladders)
+                    self.fail(keys[arm], f"ladder {lid!r} is not defined under `ladders`; defined: {defined}")
             out.append(Segment(sid, when, by_arm))
         return tuple(out)
 

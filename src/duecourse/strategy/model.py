@@ -169,12 +169,17 @@ class Strategy:
         return {
             "name": self.name,
             "version": self.version,
-            "split": {"salt": self.split.salt, "arms": [[a.name, format(a.share.normalize(), "f")] for a in self.split.arms]},
+            "split": {
+                "salt": self.split.salt,
+                "arms": [[a.name, format(a.share.normalize(), "f")] for a in self.split.arms],
+            },
             "segments": [
                 {"id": s.id, "when": [{p.name: p.canonical()} for p in s.when], "ladder": dict(s.ladder_by_arm)}
                 for s in self.segments
             ],
-            "ladders": {lid: [step.canonical() for step in ladder.steps] for lid, ladder in sorted(self.ladders.items())},
+            "ladders": {
+                lid: [step.canonical() for step in ladder.steps] for lid, ladder in sorted(self.ladders.items())
+            },
         }
 
     @property
