@@ -63,17 +63,29 @@ def import_cmd(
         err.print(f"[red]unusable input, nothing was imported:[/red] {exc}")
         raise typer.Exit(2) from None
     if as_json:
-        _print_json(report.to_json())
+        _print_json(
+            {
+                "accepted": report.accepted,
+                "rejected": report.rejected,
+                "rejects_path": None if report.rejects_path is None else str(report.rejects_path),
+                "files": [fr.__dict__ for fr in report.files],
+                "errors": [e.__dict__ for e in report.errors],
+            }
+        )
     else:
         table = Table(title=f"Import of {book_dir}")
-        for col in ("file", "accepted", "rejected"):
+        for col in ("file", "rows", "accepted", "inserted", "updated", "unchanged", "rejected"):
             table.add_column(col, justify="left" if col == "file" else "right")
-        for name, acc, rej in report.per_file():
-            table.add_row(name, f"{acc:,}", f"{rej:,}")
+        for fr in report.files:
+            table.add_row(fr.file, *(f"{getattr(fr, k):,}" for k in ("rows", "accepted", "inserted", "updated", "unchanged", "rejected")))
         console.print(table)
         if report.rejected:
-            console.print(f"[yellow]{report.rejected:,} rows rejected; see {report.rejects_path}[/yellow]")
-    raise typer.Exit(1 if report.rejected else 0)
+            for e in report.errors[:20]:
+                console.print(f"  {e.file}:{e.row} {e.field}: {e.reason}")
+            if len(report.errors) > 20:
+                console.print(f"  … and {len(report.errors) - 20:,} more")
+            console.print(f"[yellow]{report.rejected:,} rows rejected; every reason is in {report.rejects_path}[/yellow]")
+    raise typer.Exit(report.exit_status)
 
 
 @loan_app.command("show")

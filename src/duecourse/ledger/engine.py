@@ -113,13 +113,21 @@ def _paused_between(rows: pl.DataFrame, hold_days: pl.DataFrame, first: str, las
     """Add `out`: hold days d with first <= d <= last for each row's loan (0 when last < first)."""
     if hold_days.height == 0:
         return rows.with_columns(pl.lit(0, pl.Int64).alias(out))
-    indexed = hold_days.with_columns(n=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("loan_key"))
+    # Days are packed beside loan_key (20 bits: days since 1970 up to 2^20) so one as-of join serves all loans.
+    def day_key(day: pl.Expr) -> pl.Expr:
+        return _composite(pl.col("loan_key"), day.cast(pl.Int32).clip(lower_bound=0), 20)
+
+    indexed = hold_days.sort("loan_key", "day").select(
+        _key=day_key(pl.col("day")),
+        _owner=pl.col("loan_key"),
+        n=pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("loan_key"),
+    )
 
     def upto(col: pl.Expr, name: str) -> pl.DataFrame:
-        probe = rows.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"), "loan_key", col.alias("day")).sort("day")
+        probe = rows.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"), "loan_key", _key=day_key(col)).sort("_key")
         return (
-            probe.join_asof(indexed.sort("day"), on="day", by="loan_key", strategy="backward", check_sortedness=False)
-            .select("_row", pl.col("n").fill_null(0).alias(name))
+            probe.join_asof(indexed, on="_key", strategy="backward", check_sortedness=False)
+            .select("_row", pl.when(pl.col("_owner") == pl.col("loan_key")).then(pl.col("n")).otherwise(0).alias(name))
             .sort("_row")
         )
 
@@ -128,6 +136,18 @@ def _paused_between(rows: pl.DataFrame, hold_days: pl.DataFrame, first: str, las
     return rows.with_columns((hi - lo).clip(lower_bound=0).alias(out)).with_columns(
         pl.when(pl.col(last) < pl.col(first)).then(0).otherwise(pl.col(out)).alias(out)
     )
+
+
+def _cum_within_loan(expr: pl.Expr) -> pl.Expr:
+    """Running total of `expr` within each loan, for frames sorted by loan_key (much faster than `.over`)."""
+    running = expr.cum_sum()
+    start = pl.when(pl.col("loan_key").is_first_distinct()).then(running - expr).forward_fill()
+    return running - start
+
+
+def _composite(loan_key: pl.Expr, value: pl.Expr, bits: int) -> pl.Expr:
+    """loan_key and a non-negative value packed into one sortable Int64, for as-of joins without `by`."""
+    return loan_key.cast(pl.Int64) * (1 << bits) + value.cast(pl.Int64)
 
 
 def _split_by_order(avail: pl.Expr) -> list[pl.Expr]:
@@ -154,7 +174,7 @@ def _allocate_instalment_first(rows: pl.DataFrame, amount: str, eligible: pl.Exp
     """Pay `amount` (per loan) into eligible rows, oldest instalment first; adds `_spent` per row."""
     owed = pl.when(eligible).then(pl.sum_horizontal(*(pl.col(c) for c in _REM.values()))).otherwise(0)
     rows = rows.with_columns(_owed=owed).with_columns(
-        _before=pl.col("_owed").cum_sum().over("loan_key") - pl.col("_owed")
+        _before=_cum_within_loan(pl.col("_owed")) - pl.col("_owed")
     )
     avail = pl.min_horizontal((pl.col(amount) - pl.col("_before")).clip(lower_bound=0), pl.col("_owed"))
     rows = rows.with_columns(_avail=pl.when(pl.col(amount).is_null()).then(0).otherwise(avail))
@@ -171,7 +191,7 @@ def _allocate_component_first(rows: pl.DataFrame, amount: str, due: pl.Expr) -> 
         for comp in COMPONENTS:
             owed = pl.when(pl.col(_RANK[comp]) == pos).then(pl.col(_REM[comp])).otherwise(owed)
         rows = rows.with_columns(_owed=pl.when(due).then(owed).otherwise(0)).with_columns(
-            _before=pl.col("_owed").cum_sum().over("loan_key") - pl.col("_owed")
+            _before=_cum_within_loan(pl.col("_owed")) - pl.col("_owed")
         )
         rows = rows.with_columns(
             _take=pl.min_horizontal((pl.col("_left") - pl.col("_before")).clip(lower_bound=0), pl.col("_owed"))
@@ -279,16 +299,18 @@ def settle(
     # Where would each instalment's principal be fully paid if no penalty existed? A loan is "clean" when every
     # instalment whose penalty could have started by as_of was settled no later than that first penalty day.
     scheduled = pl.col("fee") + pl.col("interest") + pl.col("principal")
-    cum_pays = pays.sort("loan_key", "value_date", "payment_key").with_columns(
-        cum_paid=pl.col("amount").cum_sum().over("loan_key")
-    ).select("loan_key", "cum_paid", settled_on="value_date")
+    # Amounts are packed beside loan_key (40 bits: up to 10^12 minor units) so one as-of join serves all loans.
+    cum_pays = pays.sort("loan_key", "value_date", "payment_key").select(
+        _key=_composite(pl.col("loan_key"), _cum_within_loan(pl.col("amount")), 40),
+        paid_by=pl.col("loan_key"),
+        settled_on=pl.col("value_date"),
+    )
     probe = rows.select(
         "loan_key", "seq", "penalty_start", "penalty_rate", "component_first",
-        cum_owed=scheduled.cum_sum().over("loan_key"),
+        _key=_composite(pl.col("loan_key"), _cum_within_loan(scheduled), 40),
     )
-    settled = probe.sort("cum_owed").join_asof(
-        cum_pays.sort("cum_paid"), left_on="cum_owed", right_on="cum_paid", by="loan_key", strategy="forward",
-        check_sortedness=False,
+    settled = probe.sort("_key").join_asof(cum_pays, on="_key", strategy="forward", check_sortedness=False).with_columns(
+        settled_on=pl.when(pl.col("paid_by") == pl.col("loan_key")).then(pl.col("settled_on"))
     )
     dirty = settled.filter(
         (pl.col("penalty_rate") > 0)
