@@ -22,6 +22,7 @@ import yaml
 
 from duecourse.demo import behaviour, people
 from duecourse.demo.schedules import schedules
+from duecourse.domain.conventions import ProductConventions
 from duecourse.domain.money import RATE_SCALE, rate_to_scaled
 
 
@@ -114,7 +115,7 @@ def generate_book(
     borrowers, person = _borrowers(rng, n_borrowers, as_of)
     contacts = _contact_points(rng, person) if contact_points else _contact_points(rng, person, share=0.0)
     loans = _loans(rng, person, as_of, second_loan_share, term)
-    inst = schedules(loans)
+    inst = schedules(loans, product_conventions())
     events = _behaviour(rng, loans, inst, rates, as_of + timedelta(days=days_ahead))
     holds, deceased_from = _holds(rng, loans, inst, events, as_of, days_ahead)
     events = _drop_after_death(events, loans, deceased_from)
@@ -131,6 +132,10 @@ def generate_book(
         holds=holds,
         daily_payments=daily,
     )
+
+
+def product_conventions() -> dict[str, ProductConventions]:
+    return {p.code: ProductConventions.from_dict(p.conventions) for p in PRODUCTS}
 
 
 def products_document() -> dict[str, Any]:
@@ -303,7 +308,8 @@ def _contact_points(rng: np.random.Generator, person: dict[str, np.ndarray], sha
         # Only this kind's value is built: string work is most of the generator's time on a big book.
         if spec.kind == "phone":
             frame = frame.with_columns(prefix=rng.integers(0, len(people.MOBILE_PREFIXES), size=m))
-            value = pl.lit("+86") + _pick(people.MOBILE_PREFIXES, "prefix") + pl.col("number").cast(pl.String).str.zfill(8)
+            digits = pl.col("number").cast(pl.String).str.zfill(8)
+            value = pl.lit("+86") + _pick(people.MOBILE_PREFIXES, "prefix") + digits
         elif spec.kind == "email":
             frame = frame.with_columns(domain=rng.integers(0, len(people.MAIL_DOMAINS), size=m),
                                        surname=person["surname"][b], year=birth_year[b])

@@ -1,4 +1,4 @@
-"""Static lists that make the demo book look like a real mainland-China consumer book: names, cities, streets, phones."""
+"""Static lists that make the demo book look like a mainland-China consumer book: names, cities, streets, phones."""
 
 from __future__ import annotations
 
@@ -61,8 +61,12 @@ SURNAMES: Final[tuple[str, ...]] = tuple(
     "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
 )
 
-GIVEN_MALE: Final[tuple[str, ...]] = tuple("伟强磊军洋勇杰涛明超刚华飞鹏辉斌宇浩凯健俊帆帅旭宁龙林博文哲睿宏志海波峰建国东亮成晨阳鑫")
-GIVEN_FEMALE: Final[tuple[str, ...]] = tuple("芳娜敏静丽艳娟秀霞平桂英玉兰欣婷雪慧佳琳怡思梦雨子轩红燕梅玲颖倩萍晶丹晓璐瑶")
+GIVEN_MALE: Final[tuple[str, ...]] = tuple(
+    "伟强磊军洋勇杰涛明超刚华飞鹏辉斌宇浩凯健俊帆帅旭宁龙林博文哲睿宏志海波峰建国东亮成晨阳鑫"
+)
+GIVEN_FEMALE: Final[tuple[str, ...]] = tuple(
+    "芳娜敏静丽艳娟秀霞平桂英玉兰欣婷雪慧佳琳怡思梦雨子轩红燕梅玲颖倩萍晶丹晓璐瑶"
+)
 
 STREETS: Final[tuple[str, ...]] = (
     "人民路", "解放路", "中山路", "建设路", "和平路", "长江路", "新华路", "文化路", "朝阳路", "胜利路",
@@ -77,7 +81,9 @@ MOBILE_PREFIXES: Final[tuple[str, ...]] = (
 
 MAIL_DOMAINS: Final[tuple[str, ...]] = ("qq.com", "163.com", "126.com", "sina.com", "foxmail.com", "139.com")
 
-EMPLOYER_SUFFIXES: Final[tuple[str, ...]] = ("科技有限公司", "贸易有限公司", "物流有限公司", "餐饮管理有限公司", "建筑工程有限公司")
+EMPLOYER_SUFFIXES: Final[tuple[str, ...]] = (
+    "科技有限公司", "贸易有限公司", "物流有限公司", "餐饮管理有限公司", "建筑工程有限公司",
+)
 
 # Romanisation of SURNAMES, in the same order, for e-mail addresses.
 SURNAMES_PINYIN: Final[tuple[str, ...]] = (

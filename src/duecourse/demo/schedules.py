@@ -1,35 +1,122 @@
-"""PROVISIONAL: vectorised schedules until duecourse.ledger.schedule lands; replaced by its exact rule."""
+"""The rule of `ledger.schedule.generate_schedule`, vectorised over many loans for the demo generator and the bench.
+
+Same due dates (start plus k months, clamped to the month's end), same interest per period for each
+day count, same rounding (`domain.money.round_div` by the product's mode and unit), the last
+instalment taking the remainder. Interest is exact rational arithmetic on integers; the equal
+instalment itself is computed once per distinct (principal, rate, term, rounding) in `Decimal`,
+exactly as `generate_schedule` does. tests/unit/demo/test_schedules.py proves equality to the fen.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal, localcontext
 
 import numpy as np
 import polars as pl
 
 from duecourse.demo.behaviour import add_months
-from duecourse.domain.money import RATE_SCALE
+from duecourse.domain.conventions import DayCount, ProductConventions
+from duecourse.domain.money import RATE_SCALE, RoundingMode, round_div
 
 
-def schedules(loans: pl.DataFrame) -> pl.DataFrame:
-    n = loans.height
+def round_div_np(numerator: np.ndarray, denominator: np.ndarray | int, mode: RoundingMode, unit: int) -> np.ndarray:
+    """`round_div` for non-negative integer arrays."""
+    den = np.asarray(denominator, dtype=np.int64) * unit
+    q, r = np.divmod(numerator, den)
+    if mode is RoundingMode.UP:
+        q = q + (r > 0)
+    elif mode is RoundingMode.HALF_UP:
+        q = q + (2 * r >= den) * (r > 0)
+    elif mode is RoundingMode.HALF_EVEN:
+        q = q + ((2 * r > den) | ((2 * r == den) & (q % 2 == 1))) * (r > 0)
+    out: np.ndarray = q * unit
+    return out
+
+
+def _days_30_360(prev: np.ndarray, due: np.ndarray) -> np.ndarray:
+    """30/360 US (NASD) days between day numbers, as `ledger.schedule.days_30_360`."""
+    def parts(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        dd = d.astype("datetime64[D]")
+        y = dd.astype("datetime64[Y]")
+        m = dd.astype("datetime64[M]")
+        return (y.astype(np.int64) + 1970, (m - y.astype("datetime64[M]")).astype(np.int64) + 1,
+                (dd - m.astype("datetime64[D]")).astype(np.int64) + 1)
+
+    y1, m1, day1 = parts(prev)
+    y2, m2, day2 = parts(due)
+    d1 = np.minimum(day1, 30)
+    d2 = np.where((day2 == 31) & (d1 < 30), day2, np.minimum(day2, 30))
+    out: np.ndarray = 360 * (y2 - y1) + 30 * (m2 - m1) + (d2 - d1)
+    return out
+
+
+def _annuity(principal: int, rate_scaled: int, term: int, conv: ProductConventions) -> int:
+    """The equal instalment, computed as `generate_schedule` computes it."""
+    with localcontext() as ctx:
+        ctx.prec = 50
+        r = Decimal(rate_scaled) / RATE_SCALE / 12
+        value = Decimal(principal) / term if r == 0 else principal * r / (1 - (1 + r) ** -term)
+        num, den = value.as_integer_ratio()
+        return round_div(num, den, conv.rounding_mode, conv.rounding_unit)
+
+
+def schedules(loans: pl.DataFrame, conventions: Mapping[str, ProductConventions]) -> pl.DataFrame:
+    """Instalments (`i`, seq, due_date, principal, interest, fee) of loans with `i`, product, principal (minor),
+    annual_rate (scaled), term, start_date and method; sorted by `i` then seq."""
     term = loans["term"].to_numpy().astype(np.int64)
     principal = loans["principal"].to_numpy().astype(np.int64)
-    rate = loans["annual_rate"].to_numpy().astype(np.float64) / RATE_SCALE / 12
+    rate = loans["annual_rate"].to_numpy().astype(np.int64)
     method = loans["method"].to_numpy()
+    product = loans["product"].to_numpy()
     start = loans["start_date"].cast(pl.Int64).to_numpy()
-    annuity = np.round(principal * rate / (1 - (1 + rate) ** (-term.astype(np.float64)))).astype(np.int64)
-    bal = principal.copy()
+
+    # Per loan: its product's rounding and day count (the same convention object for every loan of a product).
+    codes = sorted(conventions)
+    which = np.searchsorted(np.array(codes), product)
+    payment = np.zeros(len(loans), dtype=np.int64)
+    per_period_principal = np.zeros(len(loans), dtype=np.int64)
+    for k, code in enumerate(codes):
+        conv = conventions[code]
+        sel = which == k
+        per_period_principal[sel] = round_div_np(principal[sel], term[sel], conv.rounding_mode, conv.rounding_unit)
+        annuity = sel & (method == "equal_instalment")
+        keys = pl.DataFrame({"p": principal[annuity], "r": rate[annuity], "n": term[annuity]})
+        distinct = keys.unique()
+        values = {(p, r, n): _annuity(p, r, n, conv) for p, r, n in distinct.iter_rows()}
+        payment[annuity] = [values[key] for key in keys.iter_rows()]
+
+    balance = principal.copy()
     parts = []
-    for k in range(1, int(term.max()) + 1):
-        live = np.flatnonzero(term >= k)
-        interest = np.round(bal[live] * rate[live]).astype(np.int64)
-        last = term[live] == k
+    for seq in range(1, int(term.max(initial=0)) + 1):
+        live = np.flatnonzero(term >= seq)
+        prev = add_months(start[live], seq - 1) if seq > 1 else start[live]
+        due = add_months(start[live], seq)
+        bal = balance[live]
+        interest = np.zeros(len(live), dtype=np.int64)
+        for k, code in enumerate(codes):
+            conv = conventions[code]
+            sel = which[live] == k
+            if conv.day_count is DayCount.PER_PERIOD:
+                num, den = bal[sel] * rate[live][sel], 12 * RATE_SCALE
+            elif conv.day_count is DayCount.THIRTY_360:
+                num, den = bal[sel] * rate[live][sel] * _days_30_360(prev[sel], due[sel]), 360 * RATE_SCALE
+            else:
+                num, den = bal[sel] * rate[live][sel] * (due[sel] - prev[sel]), 365 * RATE_SCALE
+            interest[sel] = round_div_np(num, den, conv.rounding_mode, conv.rounding_unit)
         m = method[live]
-        pr = np.where(m == "equal_instalment", annuity[live] - interest,
-                      np.where(m == "equal_principal", principal[live] // term[live], 0))
-        pr = np.where(last, bal[live], pr)
-        parts.append(pl.DataFrame({"i": live.astype(np.int64), "seq": np.full(len(live), k, dtype=np.int32),
-                                   "due_date": add_months(start[live], k).astype(np.int32),
-                                   "principal": pr, "interest": interest, "fee": np.zeros(len(live), np.int64)}))
-        bal[live] -= pr
-    _ = n
-    return pl.concat(parts).with_columns(pl.col("due_date").cast(pl.Date)).sort("i", "seq")
+        part = np.where(
+            m == "equal_instalment", np.minimum(bal, np.maximum(payment[live] - interest, 0)),
+            np.where(m == "equal_principal", np.minimum(bal, per_period_principal[live]), 0),
+        )
+        part = np.where(term[live] == seq, bal, part)  # the last instalment takes the remainder
+        balance[live] = bal - part
+        parts.append(pl.DataFrame({
+            "i": loans["i"].to_numpy()[live], "seq": np.full(len(live), seq, dtype=np.int32),
+            "due_date": due.astype(np.int32), "principal": part, "interest": interest,
+            "fee": np.zeros(len(live), dtype=np.int64),
+        }))
+    schema = {"i": pl.Int64, "seq": pl.Int32, "due_date": pl.Int32, "principal": pl.Int64, "interest": pl.Int64,
+              "fee": pl.Int64}
+    frame = pl.concat(parts) if parts else pl.DataFrame(schema=schema)
+    return frame.with_columns(pl.col("due_date").cast(pl.Date)).sort("i", "seq")

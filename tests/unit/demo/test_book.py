@@ -1,4 +1,4 @@
-"""The demo book generator: deterministic, realistic people, exact schedules, and behaviour that follows the roll rates."""
+"""The demo book generator: deterministic, realistic people and contacts, behaviour that follows the roll rates."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ import pytest
 
 from duecourse.adapters.bookfiles import read_book
 from duecourse.demo import people
-from duecourse.demo.book import GeneratedBook, gb11643_check_digit, generate_book, load_roll_rates, write_book
+from duecourse.demo.book import (
+    GeneratedBook,
+    gb11643_check_digit,
+    generate_book,
+    load_roll_rates,
+    product_conventions,
+    write_book,
+)
 from duecourse.services.importer_validation import StoreView, check_book
 
 AS_OF = date(2026, 10, 31)
@@ -213,3 +220,33 @@ def test_written_book_passes_the_importers_validation_without_a_reject(
     assert checked.row_errors() == []
     accepted = {name: f.accepted.height for name, f in checked.files.items()}
     assert accepted == {"products": 3, **{name: frame.height for name, frame in small.tables().items()}}
+
+
+def test_the_ledger_sees_every_payment_clear_exactly_the_instalments_it_was_meant_to(small: GeneratedBook) -> None:
+    """Late payments carry a penalty margin, so no loan is left delinquent by a few fen of penalty interest:
+    the ledger's oldest unpaid instalment is the first one the payments (penalty aside) do not cover."""
+    from duecourse.domain import frames
+    from duecourse.ledger.engine import ledger_state
+
+    loans = small.loans.with_row_index("loan_key").with_columns(
+        pl.col("loan_key").cast(pl.Int64), borrower_key=pl.lit(0, pl.Int64), principal=_minor("principal"),
+        annual_rate=(pl.col("annual_rate") * 10**8).cast(pl.Int64),
+        penalty_rate=(pl.col("penalty_rate") * 10**8).cast(pl.Int64))
+    keys = loans.select("loan_id", "loan_key")
+    inst = small.instalments.join(keys, on="loan_id").with_columns(
+        _minor("principal"), _minor("interest"), _minor("fee"))
+    pays = small.payments.join(keys, on="loan_id").with_row_index("payment_key").with_columns(
+        pl.col("payment_key").cast(pl.Int64), amount=_minor("amount"), reverses_payment_key=pl.lit(None, pl.Int64))
+    state = ledger_state(frames.conform(loans, frames.LOANS), frames.conform(inst, frames.INSTALMENTS),
+                         frames.conform(pays, frames.PAYMENTS), frames.empty(frames.HOLDS), product_conventions(),
+                         AS_OF)
+    paid = pays.group_by("loan_key").agg(paid=pl.col("amount").sum())
+    first_uncovered = inst.sort("loan_key", "seq").with_columns(
+        cum=(pl.col("principal") + pl.col("interest") + pl.col("fee")).cum_sum().over("loan_key")
+    ).join(paid, on="loan_key", how="left").filter(pl.col("cum") > pl.col("paid").fill_null(0)).group_by(
+        "loan_key").agg(first=pl.col("due_date").min())
+    compared = state.join(first_uncovered, on="loan_key", how="left").with_columns(
+        expected=pl.when(pl.col("first") < AS_OF).then(pl.col("first")))
+    assert compared.height == small.loans.height
+    assert (compared["days_past_due"] > 0).sum() > 10
+    assert compared.filter(pl.col("expected").ne_missing(pl.col("oldest_unpaid_due_date"))).is_empty()

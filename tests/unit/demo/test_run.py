@@ -1,0 +1,115 @@
+"""`run_demo` end to end on a small book: a fresh SQLite file, every day imported and cycled, a useful summary."""
+
+from __future__ import annotations
+
+import io
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from sqlalchemy import func, select, text
+
+from duecourse.adapters.db import tables as t
+from duecourse.bootstrap import Container
+from duecourse.demo.run import DemoError, DemoResult, run_demo
+from duecourse.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[3]
+START = date(2026, 11, 1)
+DAYS = 6
+
+
+def _container(home: Path, url: str | None = None) -> Container:
+    return Container(Settings(
+        database_url=url or f"sqlite:///{home / 'duecourse.db'}",
+        data_dir=home,
+        data_key_path=home / "data.key",
+        strategy_path=ROOT / "strategies" / "default.yaml",
+    ))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Container, DemoResult, str]:
+    home = tmp_path_factory.mktemp("demo-home")
+    container = _container(home)
+    buf = io.StringIO()
+    result = run_demo(container, n_borrowers=800, days=DAYS, start=START, out=Console(file=buf, width=200), seed=3)
+    return container, result, buf.getvalue()
+
+
+def test_every_day_is_imported_and_cycled(demo: tuple[Container, DemoResult, str]) -> None:
+    container, result, _ = demo
+    assert [d.day for d in result.days] == [START + timedelta(days=i) for i in range(DAYS)]
+    with container.engine.connect() as conn:
+        loans = conn.execute(select(func.count()).select_from(t.loan)).scalar_one()
+        runs = conn.execute(select(t.cycle_run.c.as_of).order_by(t.cycle_run.c.as_of)).scalars().all()
+        snapshots = conn.execute(text("SELECT as_of, count(*) FROM delinquency_snapshot GROUP BY as_of")).all()
+        payments = conn.execute(select(func.count()).select_from(t.payment)).scalar_one()
+        reversals = conn.execute(
+            select(func.count()).select_from(t.payment).where(t.payment.c.reverses_payment_key.is_not(None))
+        ).scalar_one()
+    assert loans == result.loans
+    assert [str(d) for d in runs] == [(START + timedelta(days=i)).isoformat() for i in range(-1, DAYS)]
+    assert all(n == loans for _, n in snapshots) and len(snapshots) == DAYS + 1
+    assert sum(d.rejected for d in result.days) == 0
+    assert sum(d.payments for d in result.days) > 0
+    assert reversals == sum(d.reversals for d in result.days)
+    assert payments > loans  # the history plus the month's payments
+
+
+def test_the_book_moves_cases_open_and_close(demo: tuple[Container, DemoResult, str]) -> None:
+    _, result, _ = demo
+    assert result.baseline is not None and result.baseline.day == START - timedelta(days=1)
+    # the baseline opens a case for every loan delinquent in the imported book; later days only for new ones
+    assert result.baseline.cases_opened == result.baseline.delinquent > 0
+    assert 0 < sum(d.cases_opened for d in result.days) < result.baseline.cases_opened
+    assert sum(d.cures for d in result.days) > 0
+    assert sum(d.proposals for d in result.days) > 0
+
+
+def test_the_summary_says_where_to_look_next(demo: tuple[Container, DemoResult, str]) -> None:
+    container, result, printed = demo
+    last = (START + timedelta(days=DAYS - 1)).isoformat()
+    assert "The book by bucket" in printed and "Roll rates" in printed and "Actions proposed" in printed
+    assert f"duecourse report roll-rates --from {START - timedelta(days=1)} --to {last}" in printed
+    assert "duecourse audit verify" in printed
+    assert result.look_at, "no interesting loan found"
+    for loan_id in result.look_at.values():
+        assert f"duecourse loan show {loan_id} --as-of {last}" in printed
+    assert result.database == str(container.settings.data_dir / "duecourse.db")
+
+
+def test_a_second_run_starts_from_a_fresh_database(tmp_path: Path) -> None:
+    container = _container(tmp_path)
+    quiet = Console(file=io.StringIO())
+    first = run_demo(container, n_borrowers=200, days=2, start=START, out=quiet, seed=1)
+    again = run_demo(_container(tmp_path), n_borrowers=150, days=2, start=START, out=quiet, seed=2)
+    with _container(tmp_path).engine.connect() as conn:
+        loans = conn.execute(select(func.count()).select_from(t.loan)).scalar_one()
+    assert loans == again.loans != first.loans
+
+
+def test_refuses_a_database_it_does_not_own(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.db"
+    with pytest.raises(DemoError, match="will not touch"):
+        run_demo(_container(tmp_path / "home", f"sqlite:///{elsewhere}"), n_borrowers=50, days=2,
+                 out=Console(file=io.StringIO()))
+    with pytest.raises(DemoError, match="will not touch"):
+        run_demo(_container(tmp_path / "home", "postgresql+psycopg://u:secret@localhost/prod"), n_borrowers=50,
+                 days=2, out=Console(file=io.StringIO()))
+    assert not elsewhere.exists()
+
+
+def test_refuses_to_delete_a_database_holding_other_imports(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from duecourse.services.importer import import_book
+
+    container = _container(tmp_path)
+    import_book(container.engine, ROOT / "examples" / "book", tmp_path / "rejects", container.cipher, actor="test",
+                now=datetime(2026, 10, 1, tzinfo=UTC))
+    container.engine.dispose()
+    with pytest.raises(DemoError, match="holds data imported from"):
+        run_demo(_container(tmp_path), n_borrowers=50, days=2, out=Console(file=io.StringIO()))
+    assert (tmp_path / "duecourse.db").exists()
