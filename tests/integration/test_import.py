@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from duecourse.services.importer import ImportReport, import_book
 
 HERE = Path(__file__).parent
 BROKEN = HERE / "books" / "broken"
+EXAMPLE = HERE.parents[1] / "examples" / "book"
 NOW = datetime(2025, 11, 20, 9, 0, tzinfo=UTC)
 TABLES = ("product", "borrower", "contact_point", "loan", "instalment", "payment", "hold", "import_run",
           "rejected_row", "audit_entry")
@@ -115,6 +117,7 @@ def test_broken_book_imports_the_good_rows_and_reports_every_bad_one(engine: Eng
     assert [RowError(*r[:4]) for r in stored] == BROKEN_ERRORS
     assert stored[12][4]["product"] == "NOPE"
     assert report.rejects_path is not None and report.rejects_path.parent == tmp_path / "rejects"
+    assert stat.S_IMODE(report.rejects_path.stat().st_mode) == 0o600  # it holds personal data in clear
     rejects = pl.read_csv(report.rejects_path, infer_schema=False)
     assert rejects.columns[:4] == ["file", "row", "field", "reason"]
     assert [RowError(f, int(r), fi, why) for f, r, fi, why in rejects.select("file", "row", "field", "reason").rows()
@@ -304,3 +307,38 @@ def test_parquet_and_csv_give_the_same_result(engine: Engine, sqlite_engine: Eng
     assert [RowError(e.file.replace(".parquet", ".csv"), e.row, e.field, e.reason.replace(".parquet", ".csv"))
             for e in from_parquet.errors] == from_csv.errors
     assert _snapshot(engine) == _snapshot(other)
+
+
+def test_the_example_book_imports_cleanly_with_generated_schedules(engine: Engine, tmp_path: Path,
+                                                                  cipher: FieldCipher) -> None:
+    report = run(engine, EXAMPLE, tmp_path, cipher)
+    assert (report.exit_status, report.errors, report.rejects_path) == (0, [], None)
+    given = set(pl.read_csv(EXAMPLE / "instalments.csv", infer_schema=False)["loan_id"])
+    loans = pl.read_csv(EXAMPLE / "loans.csv", infer_schema=False)
+    assert report.generated_schedules == loans.height - len(given) == 4
+    with engine.connect() as conn:
+        per_loan = {r.loan_id: (r.n, r.total, r.principal, r.term) for r in conn.execute(text(
+            "SELECT l.loan_id, count(*) AS n, sum(i.principal) AS total, l.principal, l.term FROM loan l"
+            " JOIN instalment i ON i.loan_key = l.loan_key GROUP BY l.loan_id, l.principal, l.term"))}
+        reversal = conn.execute(text("SELECT r.payment_id, p.payment_id FROM payment r JOIN payment p"
+                                     " ON r.reverses_payment_key = p.payment_key")).all()
+    # Every loan, given a schedule or not, has `term` instalments whose principal adds up to the loan's.
+    assert {k: (n == term, total == principal) for k, (n, total, principal, term) in per_loan.items()} == {
+        k: (True, True) for k in loans["loan_id"]}
+    assert [tuple(r) for r in reversal] == [("P0016", "P0015")]
+
+
+def test_a_failure_while_writing_leaves_no_rows_and_no_rejects_file(engine: Engine, tmp_path: Path,
+                                                                    cipher: FieldCipher,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import duecourse.services.importer as importer
+
+    def broken_audit(*_: object) -> int:
+        raise RuntimeError("audit log unavailable")
+
+    # Fails last, after every row and the rejects file have been written.
+    monkeypatch.setattr(importer, "append", broken_audit)
+    with pytest.raises(RuntimeError):
+        run(engine, BROKEN, tmp_path, cipher)
+    assert counts(engine) == dict.fromkeys(TABLES, 0)
+    assert (tmp_path / "rejects").is_dir() and list((tmp_path / "rejects").iterdir()) == []

@@ -114,30 +114,38 @@ def import_book(engine: Engine, book_dir: Path, rejects_dir: Path, cipher: Field
         raise ValueError("now must be timezone-aware")
     marks = [("read", time.perf_counter())]
     book = read_book(Path(book_dir))
-    with engine.begin() as conn:
-        marks.append(("look up", time.perf_counter()))
-        store = load_store_view(conn, book, cipher)
-        marks.append(("validate", time.perf_counter()))
-        checked = check_book(book, store, now)
-        marks.append(("write", time.perf_counter()))
-        rejects_path = _rejects_path(Path(rejects_dir), now) if checked.row_errors() else None
-        import_key = int(conn.execute(insert(t.import_run).values(
-            started_at=now, source=str(book.directory), accepted=sum(f.accepted.height for f in checked.files.values()),
-            rejected=sum(f.rejected_rows for f in checked.files.values()),
-            rejects_path=None if rejects_path is None else str(rejects_path),
-        ).returning(t.import_run.c.import_key)).scalar_one())
-        writer = _Writer(conn, cipher, store, now)
-        generated = writer.write(checked)
-        marks.append(("rejects and audit", time.perf_counter()))
-        _record_rejects(conn, checked, import_key, cipher)
-        reports = [_file_report(f) for f in checked.files.values()]
-        append(conn, _audit_records(actor, import_key, reports, writer.updated, checked), now)
-        if rejects_path is not None:
-            _write_rejects_csv(checked, rejects_path)
-        marks.append(("commit", time.perf_counter()))
+    rejects_path: Path | None = None
+    try:
+        with engine.begin() as conn:
+            marks.append(("look up", time.perf_counter()))
+            store = load_store_view(conn, book, cipher)
+            marks.append(("validate", time.perf_counter()))
+            checked = check_book(book, store, now)
+            marks.append(("write", time.perf_counter()))
+            errors = checked.row_errors()
+            rejects_path = _rejects_path(Path(rejects_dir), now) if errors else None
+            accepted = sum(f.accepted.height for f in checked.files.values())
+            rejected = sum(f.rejected_rows for f in checked.files.values())
+            import_key = int(conn.execute(insert(t.import_run).values(
+                started_at=now, source=str(book.directory), accepted=accepted, rejected=rejected,
+                rejects_path=None if rejects_path is None else str(rejects_path),
+            ).returning(t.import_run.c.import_key)).scalar_one())
+            writer = _Writer(conn, cipher, store, now)
+            generated = writer.write(checked)
+            marks.append(("rejects and audit", time.perf_counter()))
+            _record_rejects(conn, checked, import_key, cipher)
+            if rejects_path is not None:
+                _write_rejects_csv(checked, rejects_path)
+            reports = [_file_report(f) for f in checked.files.values()]
+            append(conn, _audit_records(actor, import_key, reports, writer.updated, checked), now)
+            marks.append(("commit", time.perf_counter()))
+    except BaseException:
+        if rejects_path is not None:  # the rows it lists were never imported: it must not suggest otherwise
+            rejects_path.unlink(missing_ok=True)
+        raise
     marks.append(("done", time.perf_counter()))
     timings = {name: round(b - a, 3) for (name, a), (_, b) in itertools.pairwise(marks)}
-    return ImportReport(import_key, reports, checked.row_errors(), rejects_path, generated,
+    return ImportReport(import_key, reports, errors, rejects_path, generated,
                         {k: v for k, v in writer.updated.items() if v}, timings)
 
 
