@@ -248,6 +248,19 @@ def audit_export(
     err.print(f"exported {n:,} audit entries")
 
 
+@app.command("demo")
+def demo(
+    borrowers: Annotated[int, typer.Option(help="Borrowers in the generated book.")] = 20_000,
+    days: Annotated[int, typer.Option(help="Daily cycles to run.")] = 30,
+    start: Annotated[str, typer.Option(help="First simulated day.")] = "2026-11-01",
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing demo database.")] = False,
+) -> None:
+    """Build a realistic demo book, import it and run the daily cycle over simulated days."""
+    from duecourse.demo.run import run_demo
+
+    run_demo(bootstrap.build(), n_borrowers=borrowers, days=days, start=_day(start, "--start"), out=console, force=force)
+
+
 def main() -> None:
     try:
         app()
