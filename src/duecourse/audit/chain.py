@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 GENESIS_HASH = "0" * 64
 
@@ -29,10 +30,15 @@ def _default(value: Any) -> str:
     return str(value)
 
 
+def as_utc(at: datetime) -> datetime:
+    """Stored instants come back naive from SQLite (which keeps them in UTC) and aware from PostgreSQL."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
 def utc_iso(at: datetime) -> str:
     if at.tzinfo is None:
         raise ValueError("audit instants must be timezone-aware")
-    return at.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -92,27 +98,41 @@ def chain(records: Iterable[AuditRecord], at: datetime, head_seq: int, head_hash
         prev = h
 
 
-def first_break(entries: Iterable[Mapping[str, Any]], expected_head: tuple[int, str] | None = None) -> tuple[int, str] | None:
+def first_break(
+    entries: Iterable[Mapping[str, Any]],
+    expected_head: tuple[int, str] | None = None,
+    start: tuple[int, str] = (0, GENESIS_HASH),
+) -> tuple[int, str] | None:
     """Walk entries in seq order; return (seq, reason) for the first one that does not verify, else None.
 
-    `expected_head` (seq, hash) is the separately stored head of the chain: it catches removal of
-    the newest entries, which no link inside the chain can reveal.
+    `start` is the (seq, hash) the first entry must follow: the genesis for a whole chain, the entry
+    before the window for an export that starts mid-chain. `expected_head` (seq, hash) is the
+    separately stored head of the chain: it catches removal of the newest entries and entries added
+    after it, which no link inside the chain can reveal.
     """
-    prev_seq, prev_hash = 0, GENESIS_HASH
+    prev_seq, prev_hash = start
     for e in entries:
-        seq = int(e["seq"])
-        if seq != prev_seq + 1:
-            return (prev_seq + 1, f"entry {prev_seq + 1} is missing or out of order (found {seq} next)")
-        if e["prev_hash"] != prev_hash:
-            return (seq, "does not link to the entry before it (removed, inserted or reordered)")
-        at = e["at"] if isinstance(e["at"], datetime) else datetime.fromisoformat(str(e["at"]).replace("Z", "+00:00"))
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=timezone.utc)
-        payload = e["payload"] if isinstance(e["payload"], str) else canonical_json(e["payload"])
-        h = entry_hash(seq, at, e["actor"], e["origin"], e["action"], e["entity"], e["entity_id"], e["reason"], payload, prev_hash)
-        if h != e["hash"]:
+        try:
+            seq = int(e["seq"])
+            if seq != prev_seq + 1:
+                return (prev_seq + 1, f"entry {prev_seq + 1} is missing or out of order (found {seq} next)")
+            if expected_head is not None and seq > expected_head[0]:
+                return (seq, f"lies beyond the recorded head (entry {expected_head[0]}): added outside the log")
+            if e["prev_hash"] != prev_hash:
+                return (seq, "does not link to the entry before it (removed, inserted or reordered)")
+            at = e["at"] if isinstance(e["at"], datetime) else datetime.fromisoformat(str(e["at"]))
+            payload = e["payload"] if isinstance(e["payload"], str) else canonical_json(e["payload"])
+            h = entry_hash(seq, as_utc(at), e["actor"], e["origin"], e["action"], e["entity"], e["entity_id"],
+                           e["reason"], payload, prev_hash)
+            stored = e["hash"]
+        except (KeyError, TypeError, ValueError) as err:
+            return (prev_seq + 1, f"entry {prev_seq + 1} is malformed ({type(err).__name__}: {err})")
+        if h != stored:
             return (seq, "content does not match its hash (altered)")
+        if expected_head is not None and seq == expected_head[0] and h != expected_head[1]:
+            return (seq, "does not match the recorded head of the chain (altered, later hashes recomputed)")
         prev_seq, prev_hash = seq, h
-    if expected_head is not None and expected_head != (prev_seq, prev_hash):
-        return (prev_seq + 1, f"chain ends at entry {prev_seq} but the head records entry {expected_head[0]} (newest entries removed)")
+    if expected_head is not None and prev_seq < expected_head[0]:
+        return (prev_seq + 1, f"chain ends at entry {prev_seq} but the head records entry {expected_head[0]} "
+                              "(newest entries removed)")
     return None
