@@ -24,14 +24,22 @@ def day_number(d: date) -> int:
     return int((np.datetime64(d, "D") - np.datetime64("1970-01-01", "D")).astype(np.int64))
 
 
+# Month table from 1900-01 to 2299-12: first day (days since 1970-01-01) and length of each month, so moving
+# dates by months is integer indexing rather than calendar conversions of whole arrays.
+_MONTHS = np.arange(np.datetime64("1900-01", "M"), np.datetime64("2300-01", "M"))
+_FIRST_DAY = (_MONTHS.astype("datetime64[D]") - np.datetime64("1970-01-01", "D")).astype(np.int64)
+_MONTH_LEN = np.diff(np.append(_FIRST_DAY, (np.datetime64("2300-01-01", "D") - np.datetime64("1970-01-01", "D"))
+                               .astype(np.int64)))
+_MONTH_OFFSET = int((np.datetime64("1970-01", "M") - np.datetime64("1900-01", "M")).astype(np.int64))
+
+
 def add_months(days: np.ndarray, months: np.ndarray | int) -> np.ndarray:
     """Day numbers moved by whole months, keeping the day of month and clamping to the month's last day."""
-    d = days.astype("datetime64[D]")
-    month = d.astype("datetime64[M]")
-    day_index = (d - month.astype("datetime64[D]")).astype(np.int64)
-    target = month + np.asarray(months).astype("timedelta64[M]")
-    month_len = ((target + 1).astype("datetime64[D]") - target.astype("datetime64[D]")).astype(np.int64)
-    out: np.ndarray = (target.astype("datetime64[D]") + np.minimum(day_index, month_len - 1)).astype(np.int64)
+    days = np.asarray(days, dtype=np.int64)
+    month = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) + _MONTH_OFFSET
+    day_index = days - _FIRST_DAY[month]
+    target = month + np.asarray(months, dtype=np.int64)
+    out: np.ndarray = _FIRST_DAY[target] + np.minimum(day_index, _MONTH_LEN[target] - 1)
     return out
 
 
@@ -80,11 +88,9 @@ def simulate(
     month = 1
     while True:
         owing = np.flatnonzero(paid < term)
-        due_k = np.where(
-            month <= term[owing],
-            due[owing, np.minimum(month, term[owing]) - 1],
-            add_months(last_due[owing], month - term[owing]),
-        )
+        due_k = due[owing, np.minimum(month, term[owing]) - 1]
+        matured = np.flatnonzero(month > term[owing])  # past maturity: a month on from the last due date
+        due_k[matured] = add_months(last_due[owing[matured]], month - term[owing[matured]])
         live = due_k + EARLIEST_PAYMENT <= end
         if not live.any():
             break

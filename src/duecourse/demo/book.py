@@ -21,6 +21,7 @@ import polars as pl
 import yaml
 
 from duecourse.demo import behaviour, people
+from duecourse.demo.behaviour import day_number
 from duecourse.demo.schedules import schedules
 from duecourse.domain.conventions import ProductConventions
 from duecourse.domain.money import RATE_SCALE, rate_to_scaled
@@ -117,7 +118,7 @@ def generate_book(
     loans = _loans(rng, person, as_of, second_loan_share, term)
     inst = schedules(loans, product_conventions())
     events = _behaviour(rng, loans, inst, rates, as_of + timedelta(days=days_ahead))
-    holds, deceased_from = _holds(rng, loans, inst, events, as_of, days_ahead)
+    holds, deceased_from = _holds(rng, loans, events, as_of, days_ahead)
     events = _drop_after_death(events, loans, deceased_from)
     payments, daily = _arrivals(rng, loans, events, as_of, days_ahead)
     borrowers = _flag_deceased(borrowers, deceased_from)
@@ -430,31 +431,30 @@ def _behaviour(
     return behaviour.simulate(rng, loans, inst, rates, horizon)
 
 
-def arrears_at(loans: pl.DataFrame, inst: pl.DataFrame, events: pl.DataFrame, day: date) -> np.ndarray:
+def arrears_at(loans: pl.DataFrame, events: pl.DataFrame, day: date) -> np.ndarray:
     """Per loan, instalments due before `day` that the payments with a value date before `day` do not cover."""
-    due_count = (
-        inst.filter(pl.col("due_date") < day).group_by("i").len()
-    )
-    paid = events.filter(pl.col("value_date") < day).group_by("i").agg(pl.col("paid_to").max())
-    frame = (
-        loans.select("i")
-        .join(due_count, on="i", how="left")
-        .join(paid, on="i", how="left")
-        .select((pl.col("len").fill_null(0) - pl.col("paid_to").fill_null(0)).clip(0).alias("arrears"))
-    )
-    return frame["arrears"].to_numpy()
+    start = loans["start_date"].cast(pl.Int64).to_numpy()
+    term = loans["term"].to_numpy().astype(np.int64)
+    limit = day_number(day)
+    due_count = np.zeros(loans.height, dtype=np.int64)
+    for k in range(1, int(term.max(initial=0)) + 1):  # due dates are the start plus k months
+        due_count += (behaviour.add_months(start, k) < limit) & (k <= term)
+    before = events.filter(pl.col("value_date") < day)
+    paid = np.zeros(loans.height, dtype=np.int64)
+    np.maximum.at(paid, before["i"].to_numpy(), before["paid_to"].to_numpy())
+    arrears: np.ndarray = np.maximum(due_count - paid, 0)
+    return arrears
 
 
 def _holds(
     rng: np.random.Generator,
     loans: pl.DataFrame,
-    inst: pl.DataFrame,
     events: pl.DataFrame,
     as_of: date,
     days_ahead: int,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """A few holds of each kind with realistic pause settings; also the deceased borrowers and the day they died."""
-    arrears = arrears_at(loans, inst, events, as_of)
+    arrears = arrears_at(loans, events, as_of)
     n = loans.height
     n_borrowers = int(loans["b"].to_numpy().max(initial=-1)) + 1
     today = np.datetime64(as_of, "D")
@@ -552,11 +552,15 @@ def _arrivals(
     last = as_of + timedelta(days=days_ahead)
     m = events.height
     late = np.where(rng.random(m) < 0.03, rng.integers(1, 4, m), 0)
-    # Payment ids follow the order the lender books them in.
-    pays = events.with_columns(
-        arrival=pl.col("value_date") + pl.duration(days=pl.lit(pl.Series(late))),
-        seconds=pl.lit(pl.Series(rng.integers(8 * 3600, 23 * 3600, m))),
-    ).filter(pl.col("arrival") <= last).sort("arrival", "seconds", "i").with_columns(
+    seconds = rng.integers(8 * 3600, 23 * 3600, m)
+    arrival = events["value_date"].cast(pl.Int64).to_numpy() + late
+    # Payment ids follow the order the lender books them in: one integer sort key (instant, then loan).
+    order = np.argsort((arrival * 86_400 + seconds) * (1 << 23) + events["i"].to_numpy(), kind="stable")
+    keep = order[arrival[order] <= day_number(last)]
+    pays = events[keep].with_columns(
+        arrival=pl.lit(pl.Series(arrival[keep].astype(np.int32))).cast(pl.Date),
+        seconds=pl.lit(pl.Series(seconds[keep])),
+    ).with_columns(
         payment_id=_ids("P", pl.int_range(pl.len(), dtype=pl.Int64), 10),
         reverses_payment_id=pl.lit(None, pl.String),
     )

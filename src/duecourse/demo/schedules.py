@@ -82,16 +82,24 @@ def schedules(loans: pl.DataFrame, conventions: Mapping[str, ProductConventions]
         per_period_principal[sel] = round_div_np(principal[sel], term[sel], conv.rounding_mode, conv.rounding_unit)
         annuity = sel & (method == "equal_instalment")
         keys = pl.DataFrame({"p": principal[annuity], "r": rate[annuity], "n": term[annuity]})
+        # Decimal work once per distinct loan shape (a book has far fewer shapes than loans), joined back.
         distinct = keys.unique()
-        values = {(p, r, n): _annuity(p, r, n, conv) for p, r, n in distinct.iter_rows()}
-        payment[annuity] = [values[key] for key in keys.iter_rows()]
+        distinct = distinct.with_columns(
+            pmt=pl.Series([_annuity(p, r, n, conv) for p, r, n in distinct.iter_rows()], dtype=pl.Int64))
+        payment[annuity] = keys.join(distinct, on=["p", "r", "n"], how="left", maintain_order="left")["pmt"].to_numpy()
 
+    # Built as loans x seq matrices and flattened row by row: the result comes out sorted by (i, seq) with no sort.
+    width = int(term.max(initial=0))
+    due_m = np.zeros((len(loans), width), dtype=np.int64)
+    principal_m = np.zeros((len(loans), width), dtype=np.int64)
+    interest_m = np.zeros((len(loans), width), dtype=np.int64)
     balance = principal.copy()
-    parts = []
-    for seq in range(1, int(term.max(initial=0)) + 1):
+    previous_due = start.copy()
+    for seq in range(1, width + 1):
         live = np.flatnonzero(term >= seq)
-        prev = add_months(start[live], seq - 1) if seq > 1 else start[live]
+        prev = previous_due[live]
         due = add_months(start[live], seq)
+        previous_due[live] = due
         bal = balance[live]
         interest = np.zeros(len(live), dtype=np.int64)
         for k, code in enumerate(codes):
@@ -111,12 +119,13 @@ def schedules(loans: pl.DataFrame, conventions: Mapping[str, ProductConventions]
         )
         part = np.where(term[live] == seq, bal, part)  # the last instalment takes the remainder
         balance[live] = bal - part
-        parts.append(pl.DataFrame({
-            "i": loans["i"].to_numpy()[live], "seq": np.full(len(live), seq, dtype=np.int32),
-            "due_date": due.astype(np.int32), "principal": part, "interest": interest,
-            "fee": np.zeros(len(live), dtype=np.int64),
-        }))
-    schema = {"i": pl.Int64, "seq": pl.Int32, "due_date": pl.Int32, "principal": pl.Int64, "interest": pl.Int64,
-              "fee": pl.Int64}
-    frame = pl.concat(parts) if parts else pl.DataFrame(schema=schema)
-    return frame.with_columns(pl.col("due_date").cast(pl.Date)).sort("i", "seq")
+        due_m[live, seq - 1], principal_m[live, seq - 1], interest_m[live, seq - 1] = due, part, interest
+    present = np.arange(width)[None, :] < term[:, None]
+    return pl.DataFrame({
+        "i": np.repeat(loans["i"].to_numpy(), term),
+        "seq": np.broadcast_to(np.arange(1, width + 1, dtype=np.int32), present.shape)[present],
+        "due_date": due_m[present].astype(np.int32),
+        "principal": principal_m[present],
+        "interest": interest_m[present],
+        "fee": np.zeros(int(present.sum()), dtype=np.int64),
+    }).with_columns(pl.col("due_date").cast(pl.Date))
