@@ -36,6 +36,11 @@ def peak_rss_gib(who: int = resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1024**2  # ru_maxrss is KiB on Linux
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def generate(loans: int, seed: int, contacts: bool, out: Path) -> dict[str, Any]:
     """Generate the book and write it as Parquet (run in the child process)."""
     from duecourse.demo.book import generate_book, write_book
@@ -94,6 +99,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             sys.exit("the database already holds loans: the bench needs an empty one")
     strategy = load_strategy(ROOT / "strategies" / "default.yaml")
     rss_start = peak_rss_gib()
+    load_before = os.getloadavg()[0]
+    cpu_start = cpu_seconds()
 
     began = time.perf_counter()
     report = import_book(engine, directory, Path(args.workdir) / "rejects", FieldCipher.generate(), actor="bench",
@@ -105,6 +112,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     summary = run_cycle(engine, strategy, NoComplianceEngine(), AS_OF, now=NOW, actor="bench")
     cycle_s = time.perf_counter() - began
     return {
+        "load_average": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
+        "cpu_seconds": round(cpu_seconds() - cpu_start, 1),
         "command": " ".join(["bench/cycle.py", *sys.argv[1:]]),
         "db": engine.dialect.name,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -125,8 +134,10 @@ def report(result: dict[str, Any]) -> None:
     rss = result["peak_rss_gib"]["after_cycle"]
     book = result["book"]
     print(f"command: {result['command']}")
-    print(f"database: {result['db']}; machine: {result['machine']}")
-    print(f"book: {book['rows']} ({'cached' if book['cached'] else 'generated'} in {book['generate_s']} s, "
+    print(f"database: {result['db']}; machine: {result['machine']}; 1-min load average "
+          f"{result['load_average']['before']} before, {result['load_average']['after']} after "
+          f"(other work on the machine slows the timings); import + cycle used {result['cpu_seconds']} CPU s")
+    print(f"book: {book['rows']} ({'cached, ' if book['cached'] else ''}generated in {book['generate_s']} s, "
           f"written in {book['write_s']} s, generator peak RSS {book['peak_rss_gib']} GiB)")
     print(f"import: {result['import']['accepted']:,} rows accepted, {result['import']['rejected']:,} rejected")
     print(f"cycle: {result['cycle']['loans']:,} loans, {result['cycle']['cases_opened']:,} cases opened, "
