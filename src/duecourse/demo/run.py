@@ -135,18 +135,16 @@ def run_demo(
 
 
 _HEADER = (
-    f"[bold]{'day':<10} {'payments':>9} {'delinquent':>10} {'overdue balance':>20} {'new cases':>9} "
-    f"{'closed':>7} {'cures':>6} {'rolls fwd':>9} {'proposals':>9} {'secs':>6}[/bold]"
+    f"[bold]{'day':<10} {'payments':>8} {'bounced':>7} {'delinquent':>10} {'overdue balance':>20} "
+    f"{'new cases':>9} {'closed':>7} {'cures':>6} {'rolls fwd':>9} {'proposals':>9} {'secs':>6}[/bold]"
 )
 
 
 def _format_line(d: DayLine) -> str:
-    pays = f"{d.payments:,}" + (f"[red]-{d.reversals}[/red]" if d.reversals else "")
-    pays_width = 9 + (len("[red][/red]") if d.reversals else 0)
     return (
-        f"{d.day.isoformat():<10} {pays:>{pays_width}} {d.delinquent:>10,} {format_money(d.overdue, 'CNY'):>20} "
-        f"{d.cases_opened:>9,} {d.cases_closed:>7,} {d.cures:>6,} {d.rolls_forward:>9,} {d.proposals:>9,} "
-        f"{d.seconds:>6.1f}"
+        f"{d.day.isoformat():<10} {d.payments:>8,} {d.reversals:>7,} {d.delinquent:>10,} "
+        f"{format_money(d.overdue, 'CNY'):>20} {d.cases_opened:>9,} {d.cases_closed:>7,} {d.cures:>6,} "
+        f"{d.rolls_forward:>9,} {d.proposals:>9,} {d.seconds:>6.1f}"
     )
 
 
