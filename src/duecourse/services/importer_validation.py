@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import zoneinfo
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Final
@@ -44,13 +44,13 @@ EMAIL_PATTERN: Final = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 PHONE_SEPARATORS: Final = r"[\s().-]"
 TIME_ZONES: Final = sorted(zoneinfo.available_timezones())
 
-# Columns each file is stored with once typed: ids are external ids, money Int64 minor units, rates
-# Int64 scaled by RATE_SCALE. `StoreView` frames have the same columns plus the store's surrogate key.
 def schema_of(columns: Mapping[str, Any]) -> pl.Schema:
     """A Polars schema from a literal mapping (typed loosely: mypy cannot join dtype classes and instances)."""
     return pl.Schema(columns)
 
 
+# Columns each file is stored with once typed: ids are external ids, money Int64 minor units, rates
+# Int64 scaled by RATE_SCALE. `StoreView` frames have the same columns plus the store's surrogate key.
 TYPED: Final[dict[str, pl.Schema]] = {
     "products": schema_of({"product": pl.String, "currency": pl.String, "conventions": pl.String,
                            "description": pl.String}),
@@ -111,7 +111,7 @@ def stored_schema(table: str) -> pl.Schema:
 class StoreView:
     """What the store already holds for the ids the book mentions, typed like TYPED (personal data decrypted).
 
-    `payments` also holds every stored reversal of a payment the book mentions, so "reversed twice" is seen.
+    `payments` also holds every stored reversal of a payment the book reverses, so "reversed twice" is seen.
     """
 
     products: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=TYPED["products"]))
@@ -122,10 +122,6 @@ class StoreView:
     payments: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=stored_schema("payments")))
     holds: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=stored_schema("holds")))
 
-    def table(self, name: str) -> pl.DataFrame:
-        frame: pl.DataFrame = getattr(self, name)
-        return frame
-
 
 @dataclass(frozen=True)
 class CheckedFile:
@@ -134,7 +130,8 @@ class CheckedFile:
     table: str
     file: str
     sha256: str
-    raw: pl.DataFrame  # the strings as read, with `_row` (1-based data row)
+    rows: int  # data rows read
+    raw: pl.DataFrame  # the rejected rows' strings as read, with `_row` (1-based data row)
     accepted: pl.DataFrame  # TYPED columns + `_row`, `_status` (new|changed|same), `_changed`, the store key
     errors: pl.DataFrame  # ERRORS_SCHEMA: one line per (row, field) failure
 
@@ -274,9 +271,23 @@ def _unknown_ref(c: str, what: str, state: str, rows: str) -> pl.Expr:
     )
 
 
-def _failures(frame: pl.DataFrame, checks: Sequence[tuple[str, pl.Expr]], order_from: int = 0) -> pl.DataFrame:
-    """Evaluate every (field, reason-or-null) check on every row in one pass; one output line per failure."""
+def _any_failure(checks: Sequence[tuple[str, pl.Expr]]) -> pl.Expr:
+    return pl.any_horizontal([expr.is_not_null() for _, expr in checks]) if checks else pl.lit(False)
+
+
+def _failures(frame: pl.DataFrame, checks: Sequence[tuple[str, pl.Expr]], order_from: int = 0,
+              failing: pl.Series | None = None) -> pl.DataFrame:
+    """Every (row, field, reason) for which a (field, reason-or-null) check gives a reason.
+
+    Only the failing rows (`failing`, or found by a first pass that keeps one boolean per row) get
+    their reasons written out: a million good rows must not cost a million strings per check.
+    """
     if frame.is_empty() or not checks:
+        return pl.DataFrame(schema=ERRORS_SCHEMA)
+    if failing is None:
+        failing = frame.lazy().select(_any_failure(checks)).collect().to_series()
+    frame = frame.filter(failing)
+    if frame.is_empty():
         return pl.DataFrame(schema=ERRORS_SCHEMA)
     # Lazy, so the parsing shared by several checks (dates, amounts) is computed once (common subexpressions).
     wide = frame.lazy().select(pl.col("_row"), *[expr.cast(pl.String).alias(str(i)) for i, (_, expr) in
@@ -307,7 +318,10 @@ def _row_list(frame: pl.DataFrame, by: str | list[str], file: str | None, alias:
 def _duplicates(frame: pl.DataFrame, keys: Sequence[str], label: str) -> pl.DataFrame:
     """Every row whose key appears more than once in the file: which one is right cannot be known."""
     present = frame.drop_nulls(list(keys))
-    present = present.filter((pl.struct(list(keys)) if len(keys) > 1 else pl.col(keys[0])).is_duplicated())
+    # A cheap first pass over one joined text (exact for valid ids; the group-by below confirms on the keys).
+    key = pl.concat_str([pl.col(k).cast(pl.String) for k in keys], separator="\x00") if len(keys) > 1 else pl.col(
+        keys[0])
+    present = present.filter(key.is_duplicated())
     groups = present.group_by(list(keys)).agg(
         pl.col("_row").sort().cast(pl.String).str.join(", ").alias("_dup_rows"), pl.len().alias("_n")
     ).filter(pl.col("_n") > 1)
@@ -359,14 +373,15 @@ def _immutable_changes(compared: pl.DataFrame, table: str, id_col: str, fields: 
 
 def _parse(frame: pl.DataFrame, table: str, checks: Sequence[tuple[str, pl.Expr]], exprs: dict[str, pl.Expr],
            carry: Sequence[str] = ()) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Type the rows (TYPED[table]) and run the row checks in one lazy pass: parsing both need is done once."""
+    """Type the rows (TYPED[table]) and find the rows failing a check in one lazy pass (parsing shared by both is
+    done once); the reasons are then written for the failing rows only."""
     schema = TYPED[table]
-    both = frame.lazy().select(
+    typed = frame.lazy().select(
         pl.col("_row"), *[exprs.get(c, pl.col(c)).cast(t).alias(c) for c, t in schema.items()],
-        *[pl.col(c) for c in carry], *[expr.cast(pl.String).alias(f"_check{i}") for i, (_, expr) in enumerate(checks)],
+        *[pl.col(c) for c in carry], _any_failure(checks).alias("_failing"),
     ).collect()
-    errors = _failures(both, [(f, pl.col(f"_check{i}")) for i, (f, _) in enumerate(checks)])
-    return errors, both.select("_row", *schema.names(), *carry)
+    errors = _failures(frame, checks, failing=typed["_failing"])
+    return errors, typed.drop("_failing")
 
 
 # ---------------------------------------------------------------------------------------------- the files
@@ -381,18 +396,18 @@ def check_book(book: Book, store: StoreView, now: datetime) -> CheckedBook:
     if products is not None:
         checked["products"] = products
     files = book.files
-    product_refs = _refs_for("products", products, store.products, "product")
+    product_refs = _refs_for(products, store.products, "product")
     borrowers = _maybe(files, "borrowers", lambda f: _check_borrowers(f, store, now))
-    borrower_refs = _refs_for("borrowers", borrowers, store.borrowers, "borrower_id")
+    borrower_refs = _refs_for(borrowers, store.borrowers, "borrower_id")
     contacts = _maybe(files, "contact_points", lambda f: _check_contacts(f, store, borrower_refs))
     loans = _maybe(files, "loans", lambda f: _check_loans(f, store, borrower_refs, product_refs, products))
     loan_info = _loan_info(loans, store)
-    instalments = _maybe(files, "instalments", lambda f: _check_instalments(f, store, loan_info, loans))
+    instalments = _maybe(files, "instalments", lambda f: _check_instalments(f, store, loan_info))
     if loans is not None and instalments is not None:
-        loans = _reject_loans_with_bad_schedule(loans, instalments)
+        loans = _reject_loans_with_bad_schedule(loans, instalments, files["loans"])
         loan_info = _loan_info(loans, store)
-    payments = _maybe(files, "payments", lambda f: _check_payments(f, store, loan_info, loans, now))
-    holds = _maybe(files, "holds", lambda f: _check_holds(f, store, borrower_refs, loan_info, borrowers, loans))
+    payments = _maybe(files, "payments", lambda f: _check_payments(f, store, loan_info, now))
+    holds = _maybe(files, "holds", lambda f: _check_holds(f, store, borrower_refs, loan_info))
     for name, result in (("borrowers", borrowers), ("contact_points", contacts), ("loans", loans),
                          ("instalments", instalments), ("payments", payments), ("holds", holds)):
         if result is not None:
@@ -400,7 +415,7 @@ def check_book(book: Book, store: StoreView, now: datetime) -> CheckedBook:
     return CheckedBook(checked)
 
 
-def _maybe(files: dict[str, BookFile], table: str, check: Any) -> CheckedFile | None:
+def _maybe(files: dict[str, BookFile], table: str, check: Callable[[BookFile], CheckedFile]) -> CheckedFile | None:
     return check(files[table]) if table in files else None
 
 
@@ -413,10 +428,16 @@ def _finish(f: BookFile, raw: pl.DataFrame, typed_ok: pl.DataFrame, errors: Sequ
         schema=ERRORS_SCHEMA)
     all_errors = all_errors.unique(["_row", "field", "reason"], keep="first", maintain_order=True).sort(
         "_row", "_order")
-    return CheckedFile(f.table, f.name, f.sha256, raw, _without(typed_ok, all_errors), all_errors)
+    rejected_raw = raw.join(all_errors.select("_row").unique(), on="_row", how="semi").select(
+        "_row", *f.frame.columns)
+    # Only what the writer needs: helper columns would cost memory on every accepted row until the write.
+    key = KEY_COLUMN.get(f.table)
+    keep = ["_row", *TYPED[f.table].names(), "_status", "_changed", *([key] if key in typed_ok.columns else [])]
+    accepted = _without(typed_ok, all_errors).select(keep)
+    return CheckedFile(f.table, f.name, f.sha256, raw.height, rejected_raw, accepted, all_errors)
 
 
-def _refs_for(table: str, result: CheckedFile | None, stored: pl.DataFrame, id_col: str) -> pl.DataFrame:
+def _refs_for(result: CheckedFile | None, stored: pl.DataFrame, id_col: str) -> pl.DataFrame:
     accepted = result.accepted[id_col] if result is not None else pl.Series(id_col, [], pl.String)
     rejected = (
         _row_list(_rejected_raw(result).drop_nulls(id_col), id_col, result.file)
@@ -426,7 +447,7 @@ def _refs_for(table: str, result: CheckedFile | None, stored: pl.DataFrame, id_c
 
 
 def _rejected_raw(result: CheckedFile) -> pl.DataFrame:
-    return result.raw.join(result.errors.select("_row").unique(), on="_row")
+    return result.raw
 
 
 def _attach(frame: pl.DataFrame, refs: pl.DataFrame, on: str, prefix: str) -> pl.DataFrame:
@@ -475,7 +496,7 @@ def _check_products(pf: ProductsFile | None, store: StoreView) -> CheckedFile | 
     changed = _immutable_changes(compared, "products", "product", ["currency", "conventions", "description"])
     raw = pl.DataFrame(raw_rows, schema={"_row": pl.Int64, "product": pl.String, "currency": pl.String,
                                          "description": pl.String, "conventions": pl.String})
-    fake = BookFile("products", pf.name, pf.sha256, raw)
+    fake = BookFile("products", pf.name, pf.sha256, raw.drop("_row"))
     return _finish(fake, raw, compared.drop("_stored"), [error_frame, changed])
 
 
@@ -629,17 +650,18 @@ def _loan_info(loans: CheckedFile | None, store: StoreView) -> pl.DataFrame:
     return pl.concat([stored, new, bad], how="diagonal_relaxed")
 
 
-def _with_loan(raw: pl.DataFrame, loan_info: pl.DataFrame, on: str = "loan_id", prefix: str = "_l") -> pl.DataFrame:
-    info = loan_info.select(
-        pl.col("loan_id").alias(on), *[pl.col(c).alias(f"{prefix}_{c.lstrip('_')}") for c in loan_info.columns
-                                       if c != "loan_id"]
-    )
-    return raw.join(info, on=on, how="left").with_columns(**{f"{prefix}_exp": _exponent(pl.col(f"{prefix}_currency"))})
+def _with_loan(raw: pl.DataFrame, loan_info: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    """`raw` with `_l_state`, `_l_rows` and the loan's `columns` as `_l_<column>` (only those: a column costs
+    memory on every row of a twelve-million-row schedule); `_l_exp` is the currency's minor-unit exponent."""
+    wanted = ["_state", "_rows", *columns]
+    info = loan_info.select("loan_id", *[pl.col(c).alias(f"_l_{c.lstrip('_')}") for c in wanted])
+    if "currency" in columns:
+        info = info.with_columns(_l_exp=_exponent(pl.col("_l_currency")))
+    return raw.join(info, on="loan_id", how="left")
 
 
-def _check_instalments(f: BookFile, store: StoreView, loan_info: pl.DataFrame,
-                       loans: CheckedFile | None) -> CheckedFile:
-    raw = _with_loan(_raw(f), loan_info)
+def _check_instalments(f: BookFile, store: StoreView, loan_info: pl.DataFrame) -> CheckedFile:
+    raw = _with_loan(_raw(f), loan_info, ["currency", "principal", "term", "start_date"])
     currency, exp = pl.col("_l_currency"), pl.col("_l_exp")
     usable_loan = pl.col("_l_state").is_in(["store", "import"])
     checks = [
@@ -720,7 +742,7 @@ def _major(minor: pl.Expr, exponent: pl.Expr) -> pl.Expr:
     return pl.when(exponent == 0).then(whole).otherwise(pl.concat_str([whole, pl.lit("."), frac]))
 
 
-def _reject_loans_with_bad_schedule(loans: CheckedFile, instalments: CheckedFile) -> CheckedFile:
+def _reject_loans_with_bad_schedule(loans: CheckedFile, instalments: CheckedFile, loans_file: BookFile) -> CheckedFile:
     # Point at the rows that caused the rejection, not at the rows rejected only as their companions.
     causes = instalments.errors.filter(pl.col("_order") < COMPANION_ORDER).select("_row").unique()
     bad = _row_list(instalments.raw.join(causes, on="_row").drop_nulls("loan_id"), "loan_id", instalments.file,
@@ -731,12 +753,14 @@ def _reject_loans_with_bad_schedule(loans: CheckedFile, instalments: CheckedFile
     extra = _failures(hit, [("loan_id", pl.format("its schedule was rejected ({})", pl.col("_bad_rows")))],
                       order_from=1100)
     errors = pl.concat([loans.errors, extra]).sort("_row", "_order")
-    return CheckedFile(loans.table, loans.file, loans.sha256, loans.raw, _without(loans.accepted, extra), errors)
+    newly = _raw(loans_file).join(extra.select("_row"), on="_row", how="semi")
+    rejected_raw = pl.concat([loans.raw, newly.join(loans.raw.select("_row"), on="_row", how="anti")]).sort("_row")
+    return CheckedFile(loans.table, loans.file, loans.sha256, loans.rows, rejected_raw, _without(loans.accepted, extra),
+                       errors)
 
 
-def _check_payments(f: BookFile, store: StoreView, loan_info: pl.DataFrame, loans: CheckedFile | None,
-                    now: datetime) -> CheckedFile:
-    raw = _with_loan(_raw(f), loan_info)
+def _check_payments(f: BookFile, store: StoreView, loan_info: pl.DataFrame, now: datetime) -> CheckedFile:
+    raw = _with_loan(_raw(f), loan_info, ["currency", "start_date"])
     currency = pl.col("_l_currency")
     usable_loan = pl.col("_l_state").is_in(["store", "import"])
     booked_text = pl.col("booked_at").str.replace(r"^(\d{4}-\d{2}-\d{2}) ", "${1}T")
@@ -841,11 +865,9 @@ def _payment_targets(store: StoreView, plain_ok: pl.DataFrame, raw: pl.DataFrame
         pl.col("_t_reversed_by"))
 
 
-def _check_holds(f: BookFile, store: StoreView, borrower_refs: pl.DataFrame, loan_info: pl.DataFrame,
-                 borrowers: CheckedFile | None, loans: CheckedFile | None) -> CheckedFile:
-    del borrowers
+def _check_holds(f: BookFile, store: StoreView, borrower_refs: pl.DataFrame, loan_info: pl.DataFrame) -> CheckedFile:
     raw = _attach(_raw(f), borrower_refs, "borrower_id", "_b")
-    raw = _with_loan(raw, loan_info)
+    raw = _with_loan(raw, loan_info, ["borrower_id"])
     checks = [
         ("hold_id", _id_reason("hold_id")),
         ("borrower_id", _id_reason("borrower_id")),
