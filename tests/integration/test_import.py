@@ -342,3 +342,17 @@ def test_a_failure_while_writing_leaves_no_rows_and_no_rejects_file(engine: Engi
         run(engine, BROKEN, tmp_path, cipher)
     assert counts(engine) == dict.fromkeys(TABLES, 0)
     assert (tmp_path / "rejects").is_dir() and list((tmp_path / "rejects").iterdir()) == []
+
+
+def test_personal_data_of_a_rejected_row_is_stored_encrypted_and_readable_with_the_key(
+        engine: Engine, tmp_path: Path, cipher: FieldCipher) -> None:
+    import base64
+
+    run(engine, BROKEN, tmp_path, cipher)
+    with engine.connect() as conn:
+        raw = conn.execute(select(t.rejected_row.c.raw).where(t.rejected_row.c.file == "borrowers.csv",
+                                                               t.rejected_row.c.row == 3)).scalar_one()
+    assert raw["borrower_id"] == "B0003" and raw["birth_date"] == "1985-13-01"  # the rest stays readable
+    clear = {c: cipher.decrypt(base64.b64decode(raw[c].removeprefix("enc:")), f"rejected_row.raw.{c}")
+             for c in ("name", "national_id")}
+    assert clear == {"name": "李娜", "national_id": "440305197811020681"}
