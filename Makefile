@@ -12,7 +12,7 @@ demo: env
 	$(VENV)/bin/duecourse demo
 
 test: env
-	DUECOURSE_TEST_PG_URL=$$(bash scripts/pg.sh start) $(VENV)/bin/pytest
+	url=$$(bash scripts/pg.sh start) && DUECOURSE_TEST_PG_URL=$$url $(VENV)/bin/pytest
 
 check: env
 	$(VENV)/bin/ruff check src tests bench
