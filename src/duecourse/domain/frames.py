@@ -63,10 +63,10 @@ HOLDS: Final = pl.Schema(
 
 BORROWERS: Final = pl.Schema(
     {
-        "borrower_key": pl.Int64,
-        "borrower_id": pl.String,
-        "language": pl.String,
-        "birth_date": pl.Date,
+        "borrower_key": pl.Int64(),
+        "borrower_id": pl.String(),
+        "language": pl.String(),
+        "birth_date": pl.Date(),
         "flags": pl.List(pl.String),  # elderly, disabled, deceased, ...
     }
 )
