@@ -136,3 +136,10 @@ def test_file_digest_is_the_sha256_of_its_bytes(tmp_path: Path) -> None:
     directory = write_book(tmp_path, {"holds": []})
     assert read_book(directory).files["holds"].sha256 == hashlib.sha256(
         (directory / "holds.csv").read_bytes()).hexdigest()
+
+
+def test_empty_text_in_parquet_is_missing_too(tmp_path: Path) -> None:
+    pl.DataFrame({"hold_id": ["H1", "H2"], "borrower_id": ["B1", "B1"], "loan_id": ["", None], "kind": ["legal"] * 2,
+                  "start_date": ["2025-01-01"] * 2, "pauses_clock": ["true"] * 2,
+                  "pauses_outreach": ["false"] * 2}).write_parquet(tmp_path / "holds.parquet")
+    assert read_book(tmp_path).files["holds"].frame["loan_id"].to_list() == [None, None]
