@@ -38,7 +38,11 @@ def reference_state(
         key=lambda p: (p["value_date"], p["payment_key"]),
     )
     insts = [
-        Inst(i["seq"], i["due_date"], {"penalty": 0, "fee": i["fee"], "interest": i["interest"], "principal": i["principal"]})
+        Inst(
+            i["seq"],
+            i["due_date"],
+            {"penalty": 0, "fee": i["fee"], "interest": i["interest"], "principal": i["principal"]},
+        )
         for i in sorted(instalments, key=lambda i: i["seq"])
     ]
     hold_days: set[date] = set()
@@ -64,8 +68,10 @@ def reference_state(
                 if conv.holds_pause_penalty and day in hold_days:
                     continue
                 i.rem["penalty"] += round_div(
-                    i.rem["principal"] * loan["penalty_rate"], RATE_SCALE * conv.day_count.year_days,
-                    conv.rounding_mode, conv.rounding_unit,
+                    i.rem["principal"] * loan["penalty_rate"],
+                    RATE_SCALE * conv.day_count.year_days,
+                    conv.rounding_mode,
+                    conv.rounding_unit,
                 )
         day += timedelta(days=1)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +17,9 @@ from duecourse import bootstrap
 from duecourse.domain.errors import BookFormatError, DueCourseError
 from duecourse.domain.money import format_money
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="DueCourse: collections that can prove every contact was lawful.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="DueCourse: collections that can prove every contact was lawful."
+)
 loan_app = typer.Typer(no_args_is_help=True, help="Look at one loan.")
 cycle_app = typer.Typer(no_args_is_help=True, help="The daily cycle.")
 report_app = typer.Typer(no_args_is_help=True, help="Reports from the daily snapshots.")
@@ -77,14 +79,19 @@ def import_cmd(
         for col in ("file", "rows", "accepted", "inserted", "updated", "unchanged", "rejected"):
             table.add_column(col, justify="left" if col == "file" else "right")
         for fr in report.files:
-            table.add_row(fr.file, *(f"{getattr(fr, k):,}" for k in ("rows", "accepted", "inserted", "updated", "unchanged", "rejected")))
+            table.add_row(
+                fr.file,
+                *(f"{getattr(fr, k):,}" for k in ("rows", "accepted", "inserted", "updated", "unchanged", "rejected")),
+            )
         console.print(table)
         if report.rejected:
             for e in report.errors[:20]:
                 console.print(f"  {e.file}:{e.row} {e.field}: {e.reason}")
             if len(report.errors) > 20:
                 console.print(f"  … and {len(report.errors) - 20:,} more")
-            console.print(f"[yellow]{report.rejected:,} rows rejected; every reason is in {report.rejects_path}[/yellow]")
+            console.print(
+                f"[yellow]{report.rejected:,} rows rejected; every reason is in {report.rejects_path}[/yellow]"
+            )
     raise typer.Exit(report.exit_status)
 
 
@@ -131,7 +138,10 @@ def loan_show(loan_id: str, as_of: AsOf, as_json: Annotated[bool, typer.Option("
             pays.add_row(row["value_date"], row["amount"], row["kind"])
         console.print(pays)
     for h in state["holds"]:
-        console.print(f"hold {h['kind']} {h['start_date']}–{h['end_date'] or 'open'} clock={h['pauses_clock']} outreach={h['pauses_outreach']}")
+        console.print(
+            f"hold {h['kind']} {h['start_date']}–{h['end_date'] or 'open'} "
+            f"clock={h['pauses_clock']} outreach={h['pauses_outreach']}"
+        )
 
 
 @cycle_app.command("run")
@@ -147,15 +157,22 @@ def cycle_run(
     c = bootstrap.build()
     day = _day(as_of, "--as-of")
     show_progress = not as_json and console.is_terminal
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  disable=not show_progress, transient=True) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not show_progress,
+        transient=True,
+    ) as progress:
         task = progress.add_task("starting", total=len(STAGES))
 
         def on_stage(name: str) -> None:
             progress.update(task, description=f"cycle {day}: {name}", advance=1)
 
-        summary = run_cycle(c.engine, c.strategy, c.compliance, day, now=c.clock(), replay=replay,
-                            dry_run=dry_run, on_stage=on_stage)
+        summary = run_cycle(
+            c.engine, c.strategy, c.compliance, day, now=c.clock(), replay=replay, dry_run=dry_run, on_stage=on_stage
+        )
     if as_json:
         _print_json(summary.to_json())
     else:
@@ -163,16 +180,26 @@ def cycle_run(
 
 
 def render_cycle_summary(summary: Any, currency: str = "CNY") -> None:
-    head = "dry run — nothing written" if summary.dry_run else ("wrote new records" if summary.changed else "already run: nothing changed")
+    head = (
+        "dry run — nothing written"
+        if summary.dry_run
+        else ("wrote new records" if summary.changed else "already run: nothing changed")
+    )
     console.print(f"[bold]Cycle {summary.as_of}[/bold] ({head}); {summary.loans:,} loans")
     table = Table(title="Accounts and balances by bucket")
     for col in ("bucket", "accounts", "outstanding", "overdue"):
         table.add_column(col, justify="right")
     for row in summary.by_bucket:
-        table.add_row(row["bucket"], f"{row['accounts']:,}", format_money(row["outstanding"], currency),
-                      format_money(row["overdue"], currency))
+        table.add_row(
+            row["bucket"],
+            f"{row['accounts']:,}",
+            format_money(row["outstanding"], currency),
+            format_money(row["overdue"], currency),
+        )
     console.print(table)
-    console.print("Transitions since the day before: " + ", ".join(f"{k} {v:,}" for k, v in summary.transitions.items()))
+    console.print(
+        "Transitions since the day before: " + ", ".join(f"{k} {v:,}" for k, v in summary.transitions.items())
+    )
     props = Table(title="Proposals by step and channel")
     for col in ("step", "channel", "count"):
         props.add_column(col, justify="right" if col == "count" else "left")
@@ -180,7 +207,8 @@ def render_cycle_summary(summary: Any, currency: str = "CNY") -> None:
         props.add_row(row["step"], row["channel"], f"{row['count']:,}")
     console.print(props)
     console.print(
-        f"cases opened {summary.cases_opened:,}, closed {summary.cases_closed:,}; new proposals {summary.proposals_new:,}; "
+        f"cases opened {summary.cases_opened:,}, closed {summary.cases_closed:,}; "
+        f"new proposals {summary.proposals_new:,}; "
         "compliance: " + (", ".join(f"{k} {v:,}" for k, v in summary.compliance.items()) or "no proposals")
     )
 
@@ -204,7 +232,7 @@ def report_roll_rates(
     for b in rr.buckets:
         table.add_column(b, justify="right")
     table.add_column("loans", justify="right")
-    for b, row in zip(rr.buckets, rr.counts):
+    for b, row in zip(rr.buckets, rr.counts, strict=False):
         total = sum(row)
         table.add_row(b, *(f"{100 * n / total:.1f}% ({n:,})" if n else "·" for n in row), f"{total:,}")
     console.print(table)
@@ -237,8 +265,12 @@ def audit_export(
     from duecourse.audit.export import export_jsonl
 
     c = bootstrap.build()
-    lo = None if start is None else datetime.combine(_day(start, "--from"), datetime.min.time(), timezone.utc)
-    hi = None if end is None else datetime.combine(_day(end, "--to") + timedelta(days=1), datetime.min.time(), timezone.utc)
+    lo = None if start is None else datetime.combine(_day(start, "--from"), datetime.min.time(), UTC)
+    hi = (
+        None
+        if end is None
+        else datetime.combine(_day(end, "--to") + timedelta(days=1), datetime.min.time(), UTC)
+    )
     with c.engine.connect() as conn:
         if out is None:
             n = export_jsonl(conn, sys.stdout, lo, hi)
@@ -258,7 +290,9 @@ def demo(
     """Build a realistic demo book, import it and run the daily cycle over simulated days."""
     from duecourse.demo.run import run_demo
 
-    run_demo(bootstrap.build(), n_borrowers=borrowers, days=days, start=_day(start, "--start"), out=console, force=force)
+    run_demo(
+        bootstrap.build(), n_borrowers=borrowers, days=days, start=_day(start, "--start"), out=console, force=force
+    )
 
 
 def main() -> None:

@@ -23,7 +23,12 @@ class Cli:
 
     def __call__(self, *args: str, expect: int | None = 0) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [sys.executable, "-m", "duecourse", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=600
+            [sys.executable, "-m", "duecourse", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         if expect is not None:
             assert proc.returncode == expect, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"

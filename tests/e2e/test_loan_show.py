@@ -47,7 +47,11 @@ def test_partial_payment_pays_interest_first_and_accrues_penalty_on_the_rest(boo
     s = show(book, "A3-partial", "2026-02-20")
     assert (s["days_past_due"], s["bucket"]) == (5, "M1")
     assert (s["overdue_principal"], s["overdue_interest"], s["overdue_penalty"], s["overdue_total"]) == (
-        "530.00", "0.00", "1.35", "531.35")
+        "530.00",
+        "0.00",
+        "1.35",
+        "531.35",
+    )
     assert s["due_principal"] == "530.00" and s["outstanding_total"] == "2561.35"
 
 
@@ -74,7 +78,11 @@ def test_reversal_voids_the_payment_from_its_value_date(book: Cli) -> None:
     assert show(book, "A6-reversed", "2026-02-17")["bucket"] == "current"  # before the bounce
     s = show(book, "A6-reversed", "2026-02-20")  # reversed on 18 Feb: as if never paid
     assert (s["days_past_due"], s["overdue_principal"], s["overdue_interest"], s["overdue_penalty"]) == (
-        5, "1000.00", "30.00", "2.50")
+        5,
+        "1000.00",
+        "30.00",
+        "2.50",
+    )
     assert s["paid_total"] == "0.00"
     assert [p["kind"] for p in s["payments"]] == ["payment (reversed)", "reversal"]
 
@@ -94,17 +102,27 @@ def test_equal_instalment_schedule(book: Cli) -> None:
     assert (sched[0]["due_date"], sched[0]["principal"], sched[0]["interest"]) == ("2026-02-28", "946.19", "120.00")
     assert (sched[-1]["due_date"], sched[-1]["principal"], sched[-1]["interest"]) == ("2027-01-31", "1055.58", "10.56")
     assert sum(int(r["principal"].replace(".", "")) for r in sched) == 1_200_000
-    assert all(int(r["principal"].replace(".", "")) + int(r["interest"].replace(".", "")) == 106_619 for r in sched[:-1])
+    assert all(
+        int(r["principal"].replace(".", "")) + int(r["interest"].replace(".", "")) == 106_619 for r in sched[:-1]
+    )
 
 
 def test_equal_principal_schedule(book: Cli) -> None:
     sched = show(book, "M2-equal-principal", "2026-01-20")["schedule"]
-    assert [(r["principal"], r["interest"]) for r in sched] == [("1000.00", "30.00"), ("1000.00", "20.00"), ("1000.00", "10.00")]
+    assert [(r["principal"], r["interest"]) for r in sched] == [
+        ("1000.00", "30.00"),
+        ("1000.00", "20.00"),
+        ("1000.00", "10.00"),
+    ]
 
 
 def test_interest_only_schedule_repays_principal_at_maturity(book: Cli) -> None:
     sched = show(book, "M3-bullet", "2026-01-20")["schedule"]
-    assert [(r["principal"], r["interest"]) for r in sched] == [("0.00", "100.00"), ("0.00", "100.00"), ("10000.00", "100.00")]
+    assert [(r["principal"], r["interest"]) for r in sched] == [
+        ("0.00", "100.00"),
+        ("0.00", "100.00"),
+        ("10000.00", "100.00"),
+    ]
 
 
 def test_equal_instalment_on_actual_365(book: Cli) -> None:
@@ -112,4 +130,8 @@ def test_equal_instalment_on_actual_365(book: Cli) -> None:
     # Interest by actual days: 1,000.00 x 0.10 x 31/365 = 8.49; 669.59 x 0.10 x 28/365 = 5.14;
     # 335.83 x 0.10 x 31/365 = 2.85. Principal 330.41, 333.76 and the remainder 335.83.
     sched = show(book, "M4-annuity-act365", "2026-01-20")["schedule"]
-    assert [(r["principal"], r["interest"]) for r in sched] == [("330.41", "8.49"), ("333.76", "5.14"), ("335.83", "2.85")]
+    assert [(r["principal"], r["interest"]) for r in sched] == [
+        ("330.41", "8.49"),
+        ("333.76", "5.14"),
+        ("335.83", "2.85"),
+    ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from duecourse.strategy import load_strategy
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOK = ROOT / "tests" / "e2e" / "handbook"
-NOW = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 STRATEGY = load_strategy(ROOT / "strategies" / "default.yaml")
 
 
@@ -104,6 +104,6 @@ def test_cure_closes_the_case_and_roll_rates_read_the_snapshots(book: Engine, tm
         ).all()
     assert [tuple(r) for r in closed] == [("A5-backdated", "cured")]
     rr = roll_rates(book, date(2026, 2, 20), date(2026, 2, 21))
-    m = dict(zip(rr.buckets, rr.counts))
+    m = dict(zip(rr.buckets, rr.counts, strict=False))
     assert m["M1"][rr.buckets.index("current")] == 1 and m["M1"][rr.buckets.index("M1")] == 7
     assert m["current"][rr.buckets.index("current")] == 3

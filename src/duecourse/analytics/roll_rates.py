@@ -6,8 +6,10 @@ demo book's behaviour, and computed from DueCourse's own daily snapshots for the
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import polars as pl
 
@@ -62,6 +64,6 @@ def estimate_from_uci(uci: pl.DataFrame) -> RollRateMatrix:
     states = uci.select([uci_state(pl.col(c)).alias(c) for c in UCI_STATUS_COLUMNS])
     pairs = pl.concat(
         states.select(pl.col(a).alias("from_state"), pl.col(b).alias("to_state"))
-        for a, b in zip(UCI_STATUS_COLUMNS, UCI_STATUS_COLUMNS[1:])
+        for a, b in itertools.pairwise(UCI_STATUS_COLUMNS)
     )
     return count_matrix(pairs, MONTHLY_STATES)

@@ -26,6 +26,4 @@ class NoComplianceEngine:
     REASON: Final = "no compliance engine configured: not allowed until checked against a rulebook"
 
     def review(self, proposals: pl.DataFrame, as_of: date) -> pl.DataFrame:
-        return proposals.with_columns(
-            compliance_status=pl.lit("pending"), compliance_reason=pl.lit(self.REASON)
-        )
+        return proposals.with_columns(compliance_status=pl.lit("pending"), compliance_reason=pl.lit(self.REASON))

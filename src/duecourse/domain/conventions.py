@@ -6,9 +6,11 @@ chosen to match a typical mainland-China consumer instalment loan; each one is o
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 from duecourse.domain.errors import ConventionError
 from duecourse.domain.money import RoundingMode
@@ -116,7 +118,9 @@ class ProductConventions:
                 elif key == "allocation_order":
                     kwargs[key] = tuple(str(v) for v in value)
                 elif key == "buckets":
-                    kwargs[key] = tuple(Bucket(str(lbl), int(lo), None if hi is None else int(hi)) for lbl, lo, hi in value)
+                    kwargs[key] = tuple(
+                        Bucket(str(lbl), int(lo), None if hi is None else int(hi)) for lbl, lo, hi in value
+                    )
                 elif key == "holds_pause_penalty":
                     if not isinstance(value, bool):
                         raise ConventionError(key, "must be true or false")
@@ -133,7 +137,7 @@ class ProductConventions:
 def _check_buckets(buckets: tuple[Bucket, ...]) -> None:
     if not buckets or buckets[0].min_dpd != 0:
         raise ConventionError("buckets", "the first bucket must start at 0 days past due")
-    for prev, nxt in zip(buckets, buckets[1:]):
+    for prev, nxt in itertools.pairwise(buckets):
         if prev.max_dpd is None or nxt.min_dpd != prev.max_dpd + 1:
             raise ConventionError("buckets", f"bucket {nxt.label!r} must start the day after {prev.label!r} ends")
     if buckets[-1].max_dpd is not None:

@@ -66,15 +66,26 @@ def load_book(engine: Engine, as_of: date, loan_key: int | None = None) -> BookF
         f.HOLDS,
     )
     borrower_filter = (
-        "" if loan_key is None else f" WHERE borrower_key = (SELECT borrower_key FROM loan WHERE loan_key = {int(loan_key)})"
+        ""
+        if loan_key is None
+        else f" WHERE borrower_key = (SELECT borrower_key FROM loan WHERE loan_key = {int(loan_key)})"
     )
     raw_borrowers = read_frame(
         engine,
         f"SELECT borrower_key, borrower_id, language, birth_date, flags FROM borrower{borrower_filter}",
-        pl.Schema({"borrower_key": pl.Int64, "borrower_id": pl.String, "language": pl.String,
-                   "birth_date": pl.Date, "flags": pl.String}),
+        pl.Schema(
+            {
+                "borrower_key": pl.Int64,
+                "borrower_id": pl.String,
+                "language": pl.String,
+                "birth_date": pl.Date,
+                "flags": pl.String,
+            }
+        ),
     )
     borrowers = raw_borrowers.with_columns(
-        flags=pl.when(pl.col("flags") == "").then(pl.lit([], pl.List(pl.String))).otherwise(pl.col("flags").str.split(","))
+        flags=pl.when(pl.col("flags") == "")
+        .then(pl.lit([], pl.List(pl.String)))
+        .otherwise(pl.col("flags").str.split(","))
     )
     return BookFrames(loans, instalments, payments, holds, f.conform(borrowers, f.BORROWERS), load_conventions(engine))

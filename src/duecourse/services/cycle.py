@@ -8,8 +8,9 @@ when nothing is missing it writes nothing at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -132,11 +133,21 @@ def run_cycle(
     stage("write-back")
     if not dry_run:
         _write_back(
-            engine, summary, strategy, as_of, now, actor, replay, state,
-            book.loans.select("loan_key", "loan_id"), to_open, to_close, reviewed,
+            engine,
+            summary,
+            strategy,
+            as_of,
+            now,
+            actor,
+            replay,
+            state,
+            book.loans.select("loan_key", "loan_id"),
+            to_open,
+            to_close,
+            reviewed,
         )
     marks.append(("done", time.perf_counter()))
-    summary.timings = {name: round(b - a, 3) for (name, a), (_, b) in zip(marks, marks[1:])}
+    summary.timings = {name: round(b - a, 3) for (name, a), (_, b) in itertools.pairwise(marks)}
     return summary
 
 
@@ -164,14 +175,18 @@ def _step_history(engine: Engine, as_of: date) -> pl.DataFrame:
 def _facts(book: BookFrames, state: pl.DataFrame, as_of: date) -> pl.DataFrame:
     """The FACTS frame the ladder evaluates (see docs/strategies.md): one row per loan still owing."""
     holds = book.holds.filter(
-        pl.col("pauses_outreach") & (pl.col("start_date") <= as_of) & (pl.col("end_date").is_null() | (pl.col("end_date") >= as_of))
+        pl.col("pauses_outreach")
+        & (pl.col("start_date") <= as_of)
+        & (pl.col("end_date").is_null() | (pl.col("end_date") >= as_of))
     )
     loans = book.loans.select("loan_key", "loan_id", "borrower_key", "product", "currency")
     loan_holds = holds.filter(pl.col("loan_key").is_not_null()).select("loan_key").unique()
     borrower_holds = holds.filter(pl.col("loan_key").is_null()).select("borrower_key").unique()
-    held = pl.concat(
-        [loan_holds, loans.join(borrower_holds, on="borrower_key").select("loan_key")]
-    ).unique().with_columns(has_outreach_hold=pl.lit(True))
+    held = (
+        pl.concat([loan_holds, loans.join(borrower_holds, on="borrower_key").select("loan_key")])
+        .unique()
+        .with_columns(has_outreach_hold=pl.lit(True))
+    )
     years = pl.lit(as_of.year) - pl.col("birth_date").dt.year()
     before_birthday = (pl.col("birth_date").dt.month() > as_of.month) | (
         (pl.col("birth_date").dt.month() == as_of.month) & (pl.col("birth_date").dt.day() > as_of.day)
@@ -180,11 +195,21 @@ def _facts(book: BookFrames, state: pl.DataFrame, as_of: date) -> pl.DataFrame:
     return (
         state.filter(pl.col("outstanding_total") > 0)
         .join(loans, on="loan_key")
-        .join(borrowers.select("borrower_key", "borrower_id", "flags", "age", "language"), on="borrower_key", how="left")
+        .join(
+            borrowers.select("borrower_key", "borrower_id", "flags", "age", "language"), on="borrower_key", how="left"
+        )
         .join(held, on="loan_key", how="left")
         .select(
-            "loan_key", "loan_id", "borrower_key", "borrower_id", "product", "currency", "days_past_due", "bucket",
-            "overdue_total", "outstanding_total",
+            "loan_key",
+            "loan_id",
+            "borrower_key",
+            "borrower_id",
+            "product",
+            "currency",
+            "days_past_due",
+            "bucket",
+            "overdue_total",
+            "outstanding_total",
             days_to_next_due=(pl.col("next_due_date") - pl.lit(as_of)).dt.total_days().cast(pl.Int32),
             next_due_amount=pl.col("next_due_amount"),
             flags=pl.col("flags").fill_null(pl.lit([], pl.List(pl.String))),
@@ -214,8 +239,11 @@ def _summarise(summary: CycleSummary, state: pl.DataFrame, reviewed: pl.DataFram
     summary.by_bucket = by_bucket.to_dicts()
     summary.transitions = dict(state.group_by("transition").len().sort("transition").iter_rows())
     summary.proposals = (
-        reviewed.group_by("step", "channel").agg(count=pl.len(), min_priority=pl.col("priority").min())
-        .sort("min_priority", "step").drop("min_priority").to_dicts()
+        reviewed.group_by("step", "channel")
+        .agg(count=pl.len(), min_priority=pl.col("priority").min())
+        .sort("min_priority", "step")
+        .drop("min_priority")
+        .to_dicts()
     )
     summary.compliance = dict(reviewed.group_by("compliance_status").len().sort("compliance_status").iter_rows())
     summary.cases_opened = opened
@@ -245,31 +273,54 @@ def _write_back(
         ).scalar_one()
         if existing_snapshots < state.height:
             snapshot = state.select(
-                pl.lit(as_of).alias("as_of"), "loan_key", "days_past_due", "bucket", "transition",
-                "overdue_total", "outstanding_total",
+                pl.lit(as_of).alias("as_of"),
+                "loan_key",
+                "days_past_due",
+                "bucket",
+                "transition",
+                "overdue_total",
+                "outstanding_total",
             )
             summary.snapshots_new = write_frame(conn, t.delinquency_snapshot, snapshot, on_conflict_do_nothing=True)
 
         if to_open.height:
             write_frame(conn, t.collection_case, to_open.select("loan_key", opened_on=pl.lit(as_of)))
             for (loan_id,) in to_open.join(loan_ids, on="loan_key").select("loan_id").iter_rows():
-                records.append(AuditRecord(actor, "cycle", "case.opened", "loan", loan_id,
-                                           "delinquent: left the current bucket", {"as_of": as_of.isoformat()}))
+                records.append(
+                    AuditRecord(
+                        actor,
+                        "cycle",
+                        "case.opened",
+                        "loan",
+                        loan_id,
+                        "delinquent: left the current bucket",
+                        {"as_of": as_of.isoformat()},
+                    )
+                )
         if to_close.height:
             closing = to_close.join(loan_ids, on="loan_key")
             conn.execute(
                 update(t.collection_case)
                 .where(t.collection_case.c.case_key == bindparam("ck"))
                 .values(closed_on=bindparam("co"), close_reason=bindparam("cr")),
-                [{"ck": ck, "co": as_of, "cr": cr} for ck, cr in closing.select("case_key", "close_reason").iter_rows()],
+                [
+                    {"ck": ck, "co": as_of, "cr": cr}
+                    for ck, cr in closing.select("case_key", "close_reason").iter_rows()
+                ],
             )
             for loan_id, reason in closing.select("loan_id", "close_reason").iter_rows():
-                records.append(AuditRecord(actor, "cycle", "case.closed", "loan", loan_id, reason, {"as_of": as_of.isoformat()}))
+                records.append(
+                    AuditRecord(actor, "cycle", "case.closed", "loan", loan_id, reason, {"as_of": as_of.isoformat()})
+                )
 
         existing_keys = pl.DataFrame(
-            {"idempotency_key": conn.execute(
-                select(t.proposed_action.c.idempotency_key).where(t.proposed_action.c.as_of == as_of)
-            ).scalars().all()},
+            {
+                "idempotency_key": conn.execute(
+                    select(t.proposed_action.c.idempotency_key).where(t.proposed_action.c.as_of == as_of)
+                )
+                .scalars()
+                .all()
+            },
             schema={"idempotency_key": pl.String},
         )
         new = reviewed.join(existing_keys, on="idempotency_key", how="anti")
@@ -288,29 +339,67 @@ def _write_back(
                 conn,
                 t.proposed_action,
                 new.select(
-                    "idempotency_key", "as_of", "loan_key", "case_key", "segment", "ladder", "step", "action", "channel",
-                    "template", "priority", "arm", "reason", "compliance_status", "compliance_reason",
+                    "idempotency_key",
+                    "as_of",
+                    "loan_key",
+                    "case_key",
+                    "segment",
+                    "ladder",
+                    "step",
+                    "action",
+                    "channel",
+                    "template",
+                    "priority",
+                    "arm",
+                    "reason",
+                    "compliance_status",
+                    "compliance_reason",
                 ),
             )
             for key, loan_id, step, arm, reason, status in new.select(
                 "idempotency_key", "loan_id", "step", "arm", "reason", "compliance_status"
             ).iter_rows():
-                records.append(AuditRecord(actor, "cycle", "action.proposed", "proposed_action", key, reason,
-                                           {"loan_id": loan_id, "step": step, "arm": arm, "compliance": status}))
+                records.append(
+                    AuditRecord(
+                        actor,
+                        "cycle",
+                        "action.proposed",
+                        "proposed_action",
+                        key,
+                        reason,
+                        {"loan_id": loan_id, "step": step, "arm": arm, "compliance": status},
+                    )
+                )
 
         summary.changed = bool(summary.snapshots_new or records)
         if summary.changed or ran_before is None:
             conn.execute(
                 insert(t.cycle_run).values(
-                    as_of=as_of, started_at=now, finished_at=now, replay=replay,
-                    strategy_digest=strategy.digest, summary=summary.to_json(),
+                    as_of=as_of,
+                    started_at=now,
+                    finished_at=now,
+                    replay=replay,
+                    strategy_digest=strategy.digest,
+                    summary=summary.to_json(),
                 )
             )
-            records.append(AuditRecord(
-                actor, "cycle", "cycle.completed", "cycle_run", as_of.isoformat(),
-                "replay of an earlier day" if replay else "daily cycle",
-                {"strategy": strategy.name, "strategy_digest": strategy.digest, "loans": summary.loans,
-                 "snapshots_new": summary.snapshots_new, "proposals_new": summary.proposals_new,
-                 "cases_opened": summary.cases_opened, "cases_closed": summary.cases_closed},
-            ))
+            records.append(
+                AuditRecord(
+                    actor,
+                    "cycle",
+                    "cycle.completed",
+                    "cycle_run",
+                    as_of.isoformat(),
+                    "replay of an earlier day" if replay else "daily cycle",
+                    {
+                        "strategy": strategy.name,
+                        "strategy_digest": strategy.digest,
+                        "loans": summary.loans,
+                        "snapshots_new": summary.snapshots_new,
+                        "proposals_new": summary.proposals_new,
+                        "cases_opened": summary.cases_opened,
+                        "cases_closed": summary.cases_closed,
+                    },
+                )
+            )
             audit_log.append(conn, records, now)

@@ -59,20 +59,34 @@ def loan_state(engine: Engine, loan_id: str, as_of: date) -> dict[str, Any]:
     else:
         out["status"] = "not started"
     out["schedule"] = [
-        {"seq": r["seq"], "due_date": r["due_date"].isoformat(), "principal": money(r["principal"]),
-         "interest": money(r["interest"]), "fee": money(r["fee"])}
+        {
+            "seq": r["seq"],
+            "due_date": r["due_date"].isoformat(),
+            "principal": money(r["principal"]),
+            "interest": money(r["interest"]),
+            "fee": money(r["fee"]),
+        }
         for r in book.instalments.sort("seq").iter_rows(named=True)
     ]
     reversed_keys = set(book.payments.get_column("reverses_payment_key").drop_nulls().to_list())
     out["payments"] = [
-        {"value_date": r["value_date"].isoformat(), "amount": money(r["amount"]),
-         "kind": "reversal" if r["reverses_payment_key"] is not None else ("payment (reversed)" if r["payment_key"] in reversed_keys else "payment")}
+        {
+            "value_date": r["value_date"].isoformat(),
+            "amount": money(r["amount"]),
+            "kind": "reversal"
+            if r["reverses_payment_key"] is not None
+            else ("payment (reversed)" if r["payment_key"] in reversed_keys else "payment"),
+        }
         for r in book.payments.sort("value_date", "payment_key").iter_rows(named=True)
     ]
     out["holds"] = [
-        {"kind": r["kind"], "start_date": r["start_date"].isoformat(),
-         "end_date": None if r["end_date"] is None else r["end_date"].isoformat(),
-         "pauses_clock": r["pauses_clock"], "pauses_outreach": r["pauses_outreach"]}
+        {
+            "kind": r["kind"],
+            "start_date": r["start_date"].isoformat(),
+            "end_date": None if r["end_date"] is None else r["end_date"].isoformat(),
+            "pauses_clock": r["pauses_clock"],
+            "pauses_outreach": r["pauses_outreach"],
+        }
         for r in book.holds.iter_rows(named=True)
     ]
     return out
@@ -91,15 +105,28 @@ class RollRates:
 
     def to_json(self) -> dict[str, Any]:
         rates = [[round(c / sum(r), 4) if sum(r) else 0.0 for c in r] for r in self.counts]
-        return {"from": self.start.isoformat(), "to": self.end.isoformat(), "buckets": self.buckets,
-                "counts": self.counts, "rates": rates}
+        return {
+            "from": self.start.isoformat(),
+            "to": self.end.isoformat(),
+            "buckets": self.buckets,
+            "counts": self.counts,
+            "rates": rates,
+        }
 
 
 def roll_rates(engine: Engine, start: date, end: date) -> RollRates:
     """Bucket on `start` against bucket on `end`, for loans in both snapshots."""
     schema = pl.Schema({"loan_key": pl.Int64, "bucket": pl.String, "days_past_due": pl.Int32})
-    a = read_frame(engine, f"SELECT loan_key, bucket, days_past_due FROM delinquency_snapshot WHERE as_of = '{start.isoformat()}'", schema)
-    b = read_frame(engine, f"SELECT loan_key, bucket, days_past_due FROM delinquency_snapshot WHERE as_of = '{end.isoformat()}'", schema)
+    a = read_frame(
+        engine,
+        f"SELECT loan_key, bucket, days_past_due FROM delinquency_snapshot WHERE as_of = '{start.isoformat()}'",
+        schema,
+    )
+    b = read_frame(
+        engine,
+        f"SELECT loan_key, bucket, days_past_due FROM delinquency_snapshot WHERE as_of = '{end.isoformat()}'",
+        schema,
+    )
     for day, frame in ((start, a), (end, b)):
         if frame.height == 0:
             raise NotFoundError(f"no delinquency snapshot for {day.isoformat()}: run the cycle for that day first")

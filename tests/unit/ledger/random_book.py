@@ -19,8 +19,10 @@ PRODUCTS: dict[str, ProductConventions] = {
     "DEFAULT": ProductConventions(),
     "GRACE": ProductConventions(grace_days=3, rounding_mode=RoundingMode.HALF_EVEN, day_count=DayCount.PER_PERIOD),
     "COMPFIRST": ProductConventions(
-        allocation_mode=AllocationMode.COMPONENT_FIRST, allocation_order=("interest", "penalty", "principal", "fee"),
-        rounding_mode=RoundingMode.DOWN, day_count=DayCount.THIRTY_360,
+        allocation_mode=AllocationMode.COMPONENT_FIRST,
+        allocation_order=("interest", "penalty", "principal", "fee"),
+        rounding_mode=RoundingMode.DOWN,
+        day_count=DayCount.THIRTY_360,
     ),
     "PAUSEPEN": ProductConventions(holds_pause_penalty=True, rounding_mode=RoundingMode.UP, rounding_unit=100),
 }
@@ -51,7 +53,21 @@ def random_book(seed: int, n_loans: int = 40) -> Book:
         penalty = Decimal(rnd.choice(["0", "0.1825", "0.36", "0.5"]))
         method = rnd.choice(METHODS)
         borrower = (lk + 1) // 2  # two loans per borrower, so borrower-level holds cover both
-        loans.append((lk, f"L{lk}", borrower, product, "CNY", principal, rate_to_scaled(rate), rate_to_scaled(penalty), term, start, method))
+        loans.append(
+            (
+                lk,
+                f"L{lk}",
+                borrower,
+                product,
+                "CNY",
+                principal,
+                rate_to_scaled(rate),
+                rate_to_scaled(penalty),
+                term,
+                start,
+                method,
+            )
+        )
         schedule = generate_schedule(principal, rate, term, start, method, PRODUCTS[product])
         for s in schedule:
             fee = rnd.choice([0, 0, 1500])
@@ -69,7 +85,9 @@ def random_book(seed: int, n_loans: int = 40) -> Book:
             hk += 1
             hs = start + timedelta(days=rnd.randrange(20, 30 * term + 30))
             he = None if rnd.random() < 0.3 else hs + timedelta(days=rnd.randrange(0, 40))
-            holds.append((hk, borrower, None if rnd.random() < 0.3 else lk, "dispute", hs, he, rnd.random() < 0.8, True))
+            holds.append(
+                (hk, borrower, None if rnd.random() < 0.3 else lk, "dispute", hs, he, rnd.random() < 0.8, True)
+            )
     return Book(
         pl.DataFrame(loans, schema=f.LOANS, orient="row"),
         pl.DataFrame(insts, schema=f.INSTALMENTS, orient="row"),

@@ -17,7 +17,10 @@ DATES = [date(2025, 2, 1), date(2025, 4, 17), date(2025, 8, 31), date(2026, 3, 1
 def test_engine_equals_reference(seed: int) -> None:
     book = random_book(seed)
     for as_of in DATES:
-        engine = {r["loan_key"]: r for r in ledger_state(book.loans, book.instalments, book.payments, book.holds, PRODUCTS, as_of).to_dicts()}
+        engine = {
+            r["loan_key"]: r
+            for r in ledger_state(book.loans, book.instalments, book.payments, book.holds, PRODUCTS, as_of).to_dicts()
+        }
         for loan in book.rows("loans"):
             lk = loan["loan_key"]
             borrower = loan["borrower_key"]
