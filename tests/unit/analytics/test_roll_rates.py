@@ -1,6 +1,7 @@
 """The shipped roll-rate matrix is exactly what the documented estimate gives on the real UCI data."""
 
 import json
+import os
 from pathlib import Path
 
 import polars as pl
@@ -8,7 +9,9 @@ import polars as pl
 from duecourse.analytics.roll_rates import MONTHLY_STATES, estimate_from_uci, uci_state
 
 ROOT = Path(__file__).resolve().parents[3]
-UCI = ROOT.parent / "shared" / "data" / "uci_credit_default" / "default_of_credit_card_clients.csv"
+# The project's shared data sits beside the checkout (../shared/data); DUECOURSE_SHARED_DATA overrides it.
+SHARED_DATA = Path(os.environ.get("DUECOURSE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+UCI = SHARED_DATA / "uci_credit_default" / "default_of_credit_card_clients.csv"
 SHIPPED = ROOT / "src" / "duecourse" / "demo" / "roll_rates_uci.json"
 
 
