@@ -227,15 +227,9 @@ def report_roll_rates(
     if as_json:
         _print_json(rr.to_json())
         return
-    table = Table(title=f"Roll rates {rr.start} → {rr.end} (row: bucket on {rr.start}; % of row, count)")
-    table.add_column("from \\ to")
-    for b in rr.buckets:
-        table.add_column(b, justify="right")
-    table.add_column("loans", justify="right")
-    for b, row in zip(rr.buckets, rr.counts, strict=False):
-        total = sum(row)
-        table.add_row(b, *(f"{100 * n / total:.1f}% ({n:,})" if n else "·" for n in row), f"{total:,}")
-    console.print(table)
+    from duecourse.views import roll_rate_table
+
+    console.print(roll_rate_table(rr))
 
 
 @audit_app.command("verify")

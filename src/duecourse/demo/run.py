@@ -30,6 +30,7 @@ from duecourse.domain.money import format_money
 from duecourse.services.cycle import CycleSummary, run_cycle
 from duecourse.services.importer import import_book
 from duecourse.services.reports import roll_rates
+from duecourse.views import roll_rate_table
 
 LENDER_TIME = ZoneInfo("Asia/Shanghai")
 ACTOR = "demo"
@@ -281,15 +282,7 @@ def _final_summary(out: Console, engine: Engine, result: DemoResult, container: 
     out.print()
     out.print(_bucket_table(first, last))
     rr = roll_rates(engine, result.first_day, result.last_day)
-    matrix = Table(title=f"Roll rates {rr.start} -> {rr.end} (row: bucket on {rr.start}; share of the row)")
-    matrix.add_column("from \\ to")
-    for b in rr.buckets:
-        matrix.add_column(b, justify="right")
-    matrix.add_column("loans", justify="right")
-    for b, row in zip(rr.buckets, rr.counts, strict=True):
-        total = sum(row)
-        matrix.add_row(b, *(f"{100 * n / total:.1f}%" if n else "·" for n in row), f"{total:,}")
-    out.print(matrix)
+    out.print(roll_rate_table(rr))
     _, uci = load_roll_rates()
     out.print(
         "The generated behaviour follows monthly roll rates estimated from the UCI repayment histories: "
