@@ -50,8 +50,15 @@ def generate(loans: int, seed: int, contacts: bool, out: Path) -> dict[str, Any]
     generated = time.perf_counter() - began
     write_book(book, out, "parquet")
     rows = {name: frame.height for name, frame in book.tables().items()}
-    info = {"loans": loans, "seed": seed, "contacts": contacts, "rows": rows, "generate_s": round(generated, 2),
-            "write_s": round(time.perf_counter() - began - generated, 2), "peak_rss_gib": round(peak_rss_gib(), 2)}
+    info = {
+        "loans": loans,
+        "seed": seed,
+        "contacts": contacts,
+        "rows": rows,
+        "generate_s": round(generated, 2),
+        "write_s": round(time.perf_counter() - began - generated, 2),
+        "peak_rss_gib": round(peak_rss_gib(), 2),
+    }
     (out / "bench.json").write_text(json.dumps(info), encoding="utf-8")
     return info
 
@@ -61,8 +68,17 @@ def book_dir(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
     marker = target / "bench.json"
     if marker.exists() and not args.regenerate:
         return target, {**json.loads(marker.read_text(encoding="utf-8")), "cached": True}
-    cmd = [sys.executable, __file__, "--generate-only", "--loans", str(args.loans), "--seed", str(args.seed),
-           "--workdir", str(args.workdir)] + (["--contacts"] if args.contacts else [])
+    cmd = [
+        sys.executable,
+        __file__,
+        "--generate-only",
+        "--loans",
+        str(args.loans),
+        "--seed",
+        str(args.seed),
+        "--workdir",
+        str(args.workdir),
+    ] + (["--contacts"] if args.contacts else [])
     subprocess.run(cmd, check=True)
     return target, {**json.loads(marker.read_text(encoding="utf-8")), "cached": False}
 
@@ -103,8 +119,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cpu_start = cpu_seconds()
 
     began = time.perf_counter()
-    report = import_book(engine, directory, Path(args.workdir) / "rejects", FieldCipher.generate(), actor="bench",
-                         now=NOW)
+    report = import_book(
+        engine, directory, Path(args.workdir) / "rejects", FieldCipher.generate(), actor="bench", now=NOW
+    )
     import_s = time.perf_counter() - began
     rss_import = peak_rss_gib()
 
@@ -119,11 +136,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "book": generated,
         "import": {"seconds": round(import_s, 2), "accepted": report.accepted, "rejected": report.rejected},
-        "cycle": {"seconds": round(cycle_s, 2), "stages": summary.timings, "loans": summary.loans,
-                  "proposals": summary.proposals_new, "cases_opened": summary.cases_opened,
-                  "by_bucket": {r["bucket"]: r["accounts"] for r in summary.by_bucket}},
-        "peak_rss_gib": {"before_import": round(rss_start, 2), "after_import": round(rss_import, 2),
-                         "after_cycle": round(peak_rss_gib(), 2)},
+        "cycle": {
+            "seconds": round(cycle_s, 2),
+            "stages": summary.timings,
+            "loans": summary.loans,
+            "proposals": summary.proposals_new,
+            "cases_opened": summary.cases_opened,
+            "by_bucket": {r["bucket"]: r["accounts"] for r in summary.by_bucket},
+        },
+        "peak_rss_gib": {
+            "before_import": round(rss_start, 2),
+            "after_import": round(rss_import, 2),
+            "after_cycle": round(peak_rss_gib(), 2),
+        },
     }
 
 
@@ -134,14 +159,20 @@ def report(result: dict[str, Any]) -> None:
     rss = result["peak_rss_gib"]["after_cycle"]
     book = result["book"]
     print(f"command: {result['command']}")
-    print(f"database: {result['db']}; machine: {result['machine']}; 1-min load average "
-          f"{result['load_average']['before']} before, {result['load_average']['after']} after "
-          f"(other work on the machine slows the timings); import + cycle used {result['cpu_seconds']} CPU s")
-    print(f"book: {book['rows']} ({'cached, ' if book['cached'] else ''}generated in {book['generate_s']} s, "
-          f"written in {book['write_s']} s, generator peak RSS {book['peak_rss_gib']} GiB)")
+    print(
+        f"database: {result['db']}; machine: {result['machine']}; 1-min load average "
+        f"{result['load_average']['before']} before, {result['load_average']['after']} after "
+        f"(other work on the machine slows the timings); import + cycle used {result['cpu_seconds']} CPU s"
+    )
+    print(
+        f"book: {book['rows']} ({'cached, ' if book['cached'] else ''}generated in {book['generate_s']} s, "
+        f"written in {book['write_s']} s, generator peak RSS {book['peak_rss_gib']} GiB)"
+    )
     print(f"import: {result['import']['accepted']:,} rows accepted, {result['import']['rejected']:,} rejected")
-    print(f"cycle: {result['cycle']['loans']:,} loans, {result['cycle']['cases_opened']:,} cases opened, "
-          f"{result['cycle']['proposals']:,} proposals; by bucket {result['cycle']['by_bucket']}")
+    print(
+        f"cycle: {result['cycle']['loans']:,} loans, {result['cycle']['cases_opened']:,} cases opened, "
+        f"{result['cycle']['proposals']:,} proposals; by bucket {result['cycle']['by_bucket']}"
+    )
     print()
     rows = [("import", result["import"]["seconds"])] + [(f"cycle: {k}", v) for k, v in stages.items()]
     rows += [("ledger + ladder", core), ("import + cycle", total)]
@@ -152,9 +183,11 @@ def report(result: dict[str, Any]) -> None:
     after_import = result["peak_rss_gib"]["after_import"]
     print(f"{'peak RSS (process)':<{width}}  {rss:>8.2f} GiB (after import {after_import:.2f})")
     print()
-    checks = [(f"whole cycle (import + cycle) < {TARGET_TOTAL_S:.0f} s", total < TARGET_TOTAL_S),
-              (f"ledger + ladder < {TARGET_CORE_S:.0f} s", core < TARGET_CORE_S),
-              (f"peak RSS < {TARGET_RSS_GIB:.0f} GiB", rss < TARGET_RSS_GIB)]
+    checks = [
+        (f"whole cycle (import + cycle) < {TARGET_TOTAL_S:.0f} s", total < TARGET_TOTAL_S),
+        (f"ledger + ladder < {TARGET_CORE_S:.0f} s", core < TARGET_CORE_S),
+        (f"peak RSS < {TARGET_RSS_GIB:.0f} GiB", rss < TARGET_RSS_GIB),
+    ]
     for name, ok in checks:
         print(f"{'PASS' if ok else 'MISS'}  {name}")
 

@@ -28,8 +28,9 @@ def day_number(d: date) -> int:
 # dates by months is integer indexing rather than calendar conversions of whole arrays.
 _MONTHS = np.arange(np.datetime64("1900-01", "M"), np.datetime64("2300-01", "M"))
 _FIRST_DAY = (_MONTHS.astype("datetime64[D]") - np.datetime64("1970-01-01", "D")).astype(np.int64)
-_MONTH_LEN = np.diff(np.append(_FIRST_DAY, (np.datetime64("2300-01-01", "D") - np.datetime64("1970-01-01", "D"))
-                               .astype(np.int64)))
+_MONTH_LEN = np.diff(
+    np.append(_FIRST_DAY, (np.datetime64("2300-01-01", "D") - np.datetime64("1970-01-01", "D")).astype(np.int64))
+)
 _MONTH_OFFSET = int((np.datetime64("1970-01", "M") - np.datetime64("1900-01", "M")).astype(np.int64))
 
 
@@ -50,7 +51,9 @@ def padded_schedules(loans: pl.DataFrame, inst: pl.DataFrame) -> tuple[np.ndarra
     due = np.zeros((n, width), dtype=np.int64)
     total = np.zeros((n, width), dtype=np.int64)
     flat = inst.select(
-        "i", pl.col("seq") - 1, pl.col("due_date").cast(pl.Int64).alias("due"),
+        "i",
+        pl.col("seq") - 1,
+        pl.col("due_date").cast(pl.Int64).alias("due"),
         (pl.col("principal") + pl.col("interest") + pl.col("fee")).alias("total"),
     )
     rows = flat["i"].to_numpy()
@@ -108,10 +111,17 @@ def simulate(
         late = np.flatnonzero(day > due[idx, p])  # the oldest instalment paid is paid late
         li = idx[late]
         amount[late] += _penalty_margin(due[li], total[li], p[late], new_paid[late], day[late], penalty[li])
-        events.append(pl.DataFrame({
-            "i": idx, "value_date": day, "amount": amount,
-            "month": np.full(len(idx), month, dtype=np.int64), "paid_to": new_paid,
-        }))
+        events.append(
+            pl.DataFrame(
+                {
+                    "i": idx,
+                    "value_date": day,
+                    "amount": amount,
+                    "month": np.full(len(idx), month, dtype=np.int64),
+                    "paid_to": new_paid,
+                }
+            )
+        )
         paid[idx] = new_paid
         month += 1
     schema = {"i": pl.Int64, "value_date": pl.Int64, "amount": pl.Int64, "month": pl.Int64, "paid_to": pl.Int64}
@@ -136,7 +146,11 @@ def _on_time_offsets(rng: np.random.Generator, m: int) -> np.ndarray:
 
 
 def _penalty_margin(
-    due: np.ndarray, total: np.ndarray, paid_from: np.ndarray, paid_to: np.ndarray, day: np.ndarray,
+    due: np.ndarray,
+    total: np.ndarray,
+    paid_from: np.ndarray,
+    paid_to: np.ndarray,
+    day: np.ndarray,
     penalty_rate: np.ndarray,
 ) -> np.ndarray:
     """Whole yuan covering the penalty interest of the instalments paid late (rounded up, plus one yuan).

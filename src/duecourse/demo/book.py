@@ -45,18 +45,45 @@ class ProductSpec:
 
 
 PRODUCTS: tuple[ProductSpec, ...] = (
-    ProductSpec("CASH", "Cash loan, equal monthly instalments", "equal_instalment", 0.55,
-                (3, 6, 12, 18, 24), (0.10, 0.25, 0.40, 0.15, 0.10),
-                ("0.18", "0.195", "0.21", "0.225", "0.24"), "0.1825", 8_000, 0.9,
-                {"rounding_mode": "half_up", "day_count": "per_period"}),
-    ProductSpec("CONSUMER", "Consumer instalment loan for a purchase, equal principal", "equal_principal", 0.30,
-                (6, 12, 24, 36), (0.25, 0.40, 0.25, 0.10),
-                ("0.096", "0.12", "0.144", "0.18"), "0.1095", 15_000, 1.0,
-                {"day_count": "per_period", "grace_days": 3}),
-    ProductSpec("SHORT", "Short loan, monthly interest and principal at maturity", "interest_only", 0.15,
-                (1, 2, 3, 6), (0.20, 0.30, 0.35, 0.15),
-                ("0.18", "0.24"), "0.1825", 3_000, 0.7,
-                {"day_count": "actual/365", "holds_pause_penalty": True}),
+    ProductSpec(
+        "CASH",
+        "Cash loan, equal monthly instalments",
+        "equal_instalment",
+        0.55,
+        (3, 6, 12, 18, 24),
+        (0.10, 0.25, 0.40, 0.15, 0.10),
+        ("0.18", "0.195", "0.21", "0.225", "0.24"),
+        "0.1825",
+        8_000,
+        0.9,
+        {"rounding_mode": "half_up", "day_count": "per_period"},
+    ),
+    ProductSpec(
+        "CONSUMER",
+        "Consumer instalment loan for a purchase, equal principal",
+        "equal_principal",
+        0.30,
+        (6, 12, 24, 36),
+        (0.25, 0.40, 0.25, 0.10),
+        ("0.096", "0.12", "0.144", "0.18"),
+        "0.1095",
+        15_000,
+        1.0,
+        {"day_count": "per_period", "grace_days": 3},
+    ),
+    ProductSpec(
+        "SHORT",
+        "Short loan, monthly interest and principal at maturity",
+        "interest_only",
+        0.15,
+        (1, 2, 3, 6),
+        (0.20, 0.30, 0.35, 0.15),
+        ("0.18", "0.24"),
+        "0.1825",
+        3_000,
+        0.7,
+        {"day_count": "actual/365", "holds_pause_penalty": True},
+    ),
 )
 
 MIN_PRINCIPAL = 1_000  # yuan
@@ -191,7 +218,10 @@ def _borrowers(rng: np.random.Generator, n: int, as_of: date) -> tuple[pl.DataFr
             "birth": birth,
             "male": male,
             "surname": surname,
-            "gm0": g_male[:, 0], "gm1": g_male[:, 1], "gf0": g_female[:, 0], "gf1": g_female[:, 1],
+            "gm0": g_male[:, 0],
+            "gm1": g_male[:, 1],
+            "gf0": g_female[:, 0],
+            "gf1": g_female[:, 1],
             "two": two_chars,
             "seq": seq,
             "sex_digit": sex_digit,
@@ -202,8 +232,12 @@ def _borrowers(rng: np.random.Generator, n: int, as_of: date) -> tuple[pl.DataFr
     # The first 17 digits as one integer (division code, birth date, order code, sex digit), so the check
     # digit is integer arithmetic over digit columns rather than string slicing.
     ymd = _yyyymmdd(birth)
-    first17 = np.array([int(c.division_code) for c in cities], dtype=np.int64)[city] * 10**11 + ymd * 1000 \
-        + seq * 10 + sex_digit
+    first17 = (
+        np.array([int(c.division_code) for c in cities], dtype=np.int64)[city] * 10**11
+        + ymd * 1000
+        + seq * 10
+        + sex_digit
+    )
     digits = (first17[:, None] // 10 ** np.arange(16, -1, -1, dtype=np.int64)) % 10
     check = (digits @ GB11643_WEIGHTS) % 11
     frame = frame.with_columns(first17=first17, check=check)
@@ -212,16 +246,20 @@ def _borrowers(rng: np.random.Generator, n: int, as_of: date) -> tuple[pl.DataFr
     birth_col = pl.col("birth").cast(pl.Date)
     age_years = _age_expr(birth_col, as_of)
     frame = frame.with_columns(
-        national_id=pl.col("first17").cast(pl.String) + _pick_series(pl.Series(list(GB11643_CHECK)), "check"))
+        national_id=pl.col("first17").cast(pl.String) + _pick_series(pl.Series(list(GB11643_CHECK)), "check")
+    )
     out = frame.select(
         borrower_id=_ids("B", "i", 8),
         name=_pick(people.SURNAMES, "surname") + given0 + pl.when("two").then(given1).otherwise(pl.lit("")),
         national_id="national_id",
         birth_date=birth_col,
         language=pl.when("english").then(pl.lit("en")).otherwise(pl.lit("zh-CN")),
-        flags=pl.when((age_years >= 65) & pl.col("disabled")).then(pl.lit("elderly;disabled"))
-        .when(age_years >= 65).then(pl.lit("elderly"))
-        .when("disabled").then(pl.lit("disabled"))
+        flags=pl.when((age_years >= 65) & pl.col("disabled"))
+        .then(pl.lit("elderly;disabled"))
+        .when(age_years >= 65)
+        .then(pl.lit("elderly"))
+        .when("disabled")
+        .then(pl.lit("disabled"))
         .otherwise(pl.lit("")),
         region=_pick_series(pl.Series([c.region for c in cities]), "city"),
     )
@@ -304,51 +342,72 @@ def _contact_points(rng: np.random.Generator, person: dict[str, np.ndarray], sha
         moved = rng.random(m) < spec.elsewhere
         city[moved] = rng.choice(len(cities), size=int(moved.sum()), p=city_w / city_w.sum())
         number = rng.integers(0, 100_000_000, size=m)
-        frame = pl.DataFrame({"b": b.astype(np.int64), "order": np.full(m, order, dtype=np.int64), "city": city,
-                              "number": number})
+        frame = pl.DataFrame(
+            {"b": b.astype(np.int64), "order": np.full(m, order, dtype=np.int64), "city": city, "number": number}
+        )
         # Only this kind's value is built: string work is most of the generator's time on a big book.
         if spec.kind == "phone":
             frame = frame.with_columns(prefix=rng.integers(0, len(people.MOBILE_PREFIXES), size=m))
             digits = pl.col("number").cast(pl.String).str.zfill(8)
             value = pl.lit("+86") + _pick(people.MOBILE_PREFIXES, "prefix") + digits
         elif spec.kind == "email":
-            frame = frame.with_columns(domain=rng.integers(0, len(people.MAIL_DOMAINS), size=m),
-                                       surname=person["surname"][b], year=birth_year[b])
+            frame = frame.with_columns(
+                domain=rng.integers(0, len(people.MAIL_DOMAINS), size=m),
+                surname=person["surname"][b],
+                year=birth_year[b],
+            )
             # QQ mail addresses are the QQ number; the others are usually the name in pinyin and a year.
             value = (
-                pl.when(pl.col("domain") == 0).then((pl.col("number") + 10_000).cast(pl.String))
+                pl.when(pl.col("domain") == 0)
+                .then((pl.col("number") + 10_000).cast(pl.String))
                 .otherwise(_pick(people.SURNAMES_PINYIN, "surname") + pl.col("year").cast(pl.String))
-                + pl.lit("@") + _pick(people.MAIL_DOMAINS, "domain")
+                + pl.lit("@")
+                + _pick(people.MAIL_DOMAINS, "domain")
             )
         elif spec.kind == "address":
             frame = frame.with_columns(
-                street=rng.integers(0, len(people.STREETS), size=m), house=rng.integers(1, 400, size=m),
-                building=rng.integers(1, 30, size=m), unit=rng.integers(1, 6, size=m),
+                street=rng.integers(0, len(people.STREETS), size=m),
+                house=rng.integers(1, 400, size=m),
+                building=rng.integers(1, 30, size=m),
+                unit=rng.integers(1, 6, size=m),
                 room=rng.integers(1, 33, size=m) * 100 + rng.integers(1, 5, size=m),
-                dlat=rng.normal(0.0, 0.04, size=m), dlon=rng.normal(0.0, 0.05, size=m),
+                dlat=rng.normal(0.0, 0.04, size=m),
+                dlon=rng.normal(0.0, 0.05, size=m),
             )
             value = _address(spec.owner == "employer")
         else:
             value = pl.lit("app-user-") + pl.col("number").cast(pl.String).str.zfill(8)
         is_address = spec.kind == "address"
-        parts.append(frame.select(
-            "b", "order",
-            kind=pl.lit(spec.kind),
-            owner=pl.lit(spec.owner),
-            value=value,
-            latitude=(_pick_series(pl.Series([c.latitude for c in cities]), "city") + pl.col("dlat")).round(5)
-            if is_address else pl.lit(None, pl.Float64),
-            longitude=(_pick_series(pl.Series([c.longitude for c in cities]), "city") + pl.col("dlon")).round(5)
-            if is_address else pl.lit(None, pl.Float64),
-            time_zone=_pick_series(pl.Series([c.time_zone for c in cities]), "city"),
-            valid=pl.lit(pl.Series(rng.random(m) < spec.valid)),
-            consent=pl.lit(pl.Series(rng.random(m) < spec.consent)),
-        ))
+        parts.append(
+            frame.select(
+                "b",
+                "order",
+                kind=pl.lit(spec.kind),
+                owner=pl.lit(spec.owner),
+                value=value,
+                latitude=(_pick_series(pl.Series([c.latitude for c in cities]), "city") + pl.col("dlat")).round(5)
+                if is_address
+                else pl.lit(None, pl.Float64),
+                longitude=(_pick_series(pl.Series([c.longitude for c in cities]), "city") + pl.col("dlon")).round(5)
+                if is_address
+                else pl.lit(None, pl.Float64),
+                time_zone=_pick_series(pl.Series([c.time_zone for c in cities]), "city"),
+                valid=pl.lit(pl.Series(rng.random(m) < spec.valid)),
+                consent=pl.lit(pl.Series(rng.random(m) < spec.consent)),
+            )
+        )
     frame = pl.concat(parts).sort("b", "order")
     return frame.select(
         _ids("C", pl.int_range(pl.len(), dtype=pl.Int64), 9).alias("contact_id"),
         _ids("B", "b", 8).alias("borrower_id"),
-        "kind", "owner", "value", "latitude", "longitude", "time_zone", "valid", "consent",
+        "kind",
+        "owner",
+        "value",
+        "latitude",
+        "longitude",
+        "time_zone",
+        "valid",
+        "consent",
     )
 
 
@@ -359,9 +418,15 @@ def _address(employer: bool) -> pl.Expr:
         _pick_series(pl.Series([c.province for c in cities]), city)
         + _pick_series(pl.Series([c.name for c in cities]), city)
         + _pick_series(pl.Series([c.district for c in cities]), city)
-        + _pick(people.STREETS, "street") + pl.col("house").cast(pl.String) + pl.lit("号")
-        + pl.col("building").cast(pl.String) + pl.lit("栋") + pl.col("unit").cast(pl.String) + pl.lit("单元")
-        + pl.col("room").cast(pl.String) + pl.lit("室")
+        + _pick(people.STREETS, "street")
+        + pl.col("house").cast(pl.String)
+        + pl.lit("号")
+        + pl.col("building").cast(pl.String)
+        + pl.lit("栋")
+        + pl.col("unit").cast(pl.String)
+        + pl.lit("单元")
+        + pl.col("room").cast(pl.String)
+        + pl.lit("室")
     )
     if not employer:
         return address
@@ -369,7 +434,9 @@ def _address(employer: bool) -> pl.Expr:
         _pick_series(pl.Series([c.name for c in cities]), city)
         + _pick(people.GIVEN_MALE, pl.col("number") % len(people.GIVEN_MALE))
         + _pick(people.GIVEN_MALE, pl.col("number") // 100 % len(people.GIVEN_MALE))
-        + _pick(people.EMPLOYER_SUFFIXES, pl.col("unit") - 1) + pl.lit("，") + address
+        + _pick(people.EMPLOYER_SUFFIXES, pl.col("unit") - 1)
+        + pl.lit("，")
+        + address
     )
 
 
@@ -404,11 +471,20 @@ def _loans(
     start = np.datetime64(as_of, "D") - age
     codes = pl.Series([p.code for p in PRODUCTS])
     methods = pl.Series([p.method for p in PRODUCTS])
-    return pl.DataFrame({
-        "i": np.arange(n, dtype=np.int64), "b": b, "p": product, "term": terms, "annual_rate": rates,
-        "penalty_rate": penalty, "principal": principal, "start_date": start,
-    }).select(
-        "i", "b",
+    return pl.DataFrame(
+        {
+            "i": np.arange(n, dtype=np.int64),
+            "b": b,
+            "p": product,
+            "term": terms,
+            "annual_rate": rates,
+            "penalty_rate": penalty,
+            "principal": principal,
+            "start_date": start,
+        }
+    ).select(
+        "i",
+        "b",
         loan_id=_ids("L", "i", 8),
         borrower_id=_ids("B", "b", 8),
         product=_pick_series(codes, "p"),
@@ -481,64 +557,119 @@ def _holds(
     # ... and a couple raised during the simulated month by borrowers who are up to date.
     f = pick(current, 0.0001 * n, minimum=2)
     f_start = today + rng.integers(1, max(2, days_ahead), len(f))
-    parts.append(_hold_rows(loans, f, "dispute", f_start, np.full(len(f), np.datetime64("NaT")),
-                            clock=False, outreach=True, whole_borrower=False))
+    parts.append(
+        _hold_rows(
+            loans,
+            f,
+            "dispute",
+            f_start,
+            np.full(len(f), np.datetime64("NaT")),
+            clock=False,
+            outreach=True,
+            whole_borrower=False,
+        )
+    )
     # Hardship (illness, job loss): a 90-day breathing space that stops the clock; statements still go out.
     h = pick(delinquent, 0.003 * n)
     h_start = np.maximum(ago(0, 75, len(h)), start[h] + 1)
-    parts.append(_hold_rows(loans, h, "hardship", h_start, h_start + 90, clock=True,
-                            outreach=False, whole_borrower=True))
+    parts.append(
+        _hold_rows(loans, h, "hardship", h_start, h_start + 90, clock=True, outreach=False, whole_borrower=True)
+    )
     # Legal referral of a long-delinquent loan: collectors stop, the lawyers take over; the debt keeps ageing.
     g = pick(deep, 0.002 * n)
     g_start = np.maximum(ago(10, 150, len(g)), start[g] + 1)
-    parts.append(_hold_rows(loans, g, "legal", g_start, np.full(len(g), np.datetime64("NaT")),
-                            clock=False, outreach=True, whole_borrower=False))
+    parts.append(
+        _hold_rows(
+            loans,
+            g,
+            "legal",
+            g_start,
+            np.full(len(g), np.datetime64("NaT")),
+            clock=False,
+            outreach=True,
+            whole_borrower=False,
+        )
+    )
     # Deceased borrowers: everything stops; the estate is dealt with apart from collections.
     first_loan = loans.group_by("b").agg(pl.col("i").min()).sort("b")["i"].to_numpy()
     dead_b = pick(np.arange(n_borrowers), 0.0005 * n_borrowers, minimum=1 if n_borrowers >= 200 else 0)
     x = first_loan[dead_b]
     x_start = np.maximum(ago(5, 120, len(x)), start[x] + 1)
-    parts.append(_hold_rows(loans, x, "deceased", x_start, np.full(len(x), np.datetime64("NaT")),
-                            clock=True, outreach=True, whole_borrower=True))
+    parts.append(
+        _hold_rows(
+            loans,
+            x,
+            "deceased",
+            x_start,
+            np.full(len(x), np.datetime64("NaT")),
+            clock=True,
+            outreach=True,
+            whole_borrower=True,
+        )
+    )
 
     holds = pl.concat(parts).sort("start_date", "borrower_id", "kind")
     holds = holds.select(_ids("H", pl.int_range(pl.len(), dtype=pl.Int64), 7).alias("hold_id"), *holds.columns)
     deceased = pl.DataFrame({"b": loans["b"].to_numpy()[x], "died": x_start.astype("datetime64[D]")}).with_columns(
-        pl.col("died").cast(pl.Date))
+        pl.col("died").cast(pl.Date)
+    )
     return holds, deceased
 
 
 def _hold_rows(
-    loans: pl.DataFrame, idx: np.ndarray, kind: str, start: np.ndarray, end: np.ndarray, *, clock: bool,
-    outreach: bool, whole_borrower: bool,
+    loans: pl.DataFrame,
+    idx: np.ndarray,
+    kind: str,
+    start: np.ndarray,
+    end: np.ndarray,
+    *,
+    clock: bool,
+    outreach: bool,
+    whole_borrower: bool,
 ) -> pl.DataFrame:
     picked = loans[idx]
-    return pl.DataFrame({
-        "borrower_id": picked["borrower_id"],
-        "loan_id": pl.Series([None] * len(idx), dtype=pl.String) if whole_borrower else picked["loan_id"],
-        "kind": [kind] * len(idx),
-        "start_date": pl.Series(start.astype("datetime64[D]")).cast(pl.Date),
-        "end_date": pl.Series(end.astype("datetime64[D]")).cast(pl.Date),
-        "pauses_clock": [clock] * len(idx),
-        "pauses_outreach": [outreach] * len(idx),
-    }, schema={"borrower_id": pl.String, "loan_id": pl.String, "kind": pl.String, "start_date": pl.Date,
-               "end_date": pl.Date, "pauses_clock": pl.Boolean, "pauses_outreach": pl.Boolean})
+    return pl.DataFrame(
+        {
+            "borrower_id": picked["borrower_id"],
+            "loan_id": pl.Series([None] * len(idx), dtype=pl.String) if whole_borrower else picked["loan_id"],
+            "kind": [kind] * len(idx),
+            "start_date": pl.Series(start.astype("datetime64[D]")).cast(pl.Date),
+            "end_date": pl.Series(end.astype("datetime64[D]")).cast(pl.Date),
+            "pauses_clock": [clock] * len(idx),
+            "pauses_outreach": [outreach] * len(idx),
+        },
+        schema={
+            "borrower_id": pl.String,
+            "loan_id": pl.String,
+            "kind": pl.String,
+            "start_date": pl.Date,
+            "end_date": pl.Date,
+            "pauses_clock": pl.Boolean,
+            "pauses_outreach": pl.Boolean,
+        },
+    )
 
 
 def _drop_after_death(events: pl.DataFrame, loans: pl.DataFrame, deceased: pl.DataFrame) -> pl.DataFrame:
     died = loans.select("i", "b").join(deceased, on="b")
-    return events.join(died.select("i", "died"), on="i", how="left").filter(
-        pl.col("died").is_null() | (pl.col("value_date") < pl.col("died"))
-    ).drop("died")
+    return (
+        events.join(died.select("i", "died"), on="i", how="left")
+        .filter(pl.col("died").is_null() | (pl.col("value_date") < pl.col("died")))
+        .drop("died")
+    )
 
 
 def _flag_deceased(borrowers: pl.DataFrame, deceased: pl.DataFrame) -> pl.DataFrame:
     dead = deceased.select(borrower_id=_ids("B", "b", 8), _dead=pl.lit(True))
-    return borrowers.join(dead, on="borrower_id", how="left", maintain_order="left").with_columns(
-        flags=pl.when(pl.col("_dead")).then(
-            pl.concat_str([pl.col("flags"), pl.lit("deceased")], separator=";").str.strip_chars(";")
-        ).otherwise(pl.col("flags"))
-    ).drop("_dead")
+    return (
+        borrowers.join(dead, on="borrower_id", how="left", maintain_order="left")
+        .with_columns(
+            flags=pl.when(pl.col("_dead"))
+            .then(pl.concat_str([pl.col("flags"), pl.lit("deceased")], separator=";").str.strip_chars(";"))
+            .otherwise(pl.col("flags"))
+        )
+        .drop("_dead")
+    )
 
 
 def _arrivals(
@@ -557,12 +688,16 @@ def _arrivals(
     # Payment ids follow the order the lender books them in: one integer sort key (instant, then loan).
     order = np.argsort((arrival * 86_400 + seconds) * (1 << 23) + events["i"].to_numpy(), kind="stable")
     keep = order[arrival[order] <= day_number(last)]
-    pays = events[keep].with_columns(
-        arrival=pl.lit(pl.Series(arrival[keep].astype(np.int32))).cast(pl.Date),
-        seconds=pl.lit(pl.Series(seconds[keep])),
-    ).with_columns(
-        payment_id=_ids("P", pl.int_range(pl.len(), dtype=pl.Int64), 10),
-        reverses_payment_id=pl.lit(None, pl.String),
+    pays = (
+        events[keep]
+        .with_columns(
+            arrival=pl.lit(pl.Series(arrival[keep].astype(np.int32))).cast(pl.Date),
+            seconds=pl.lit(pl.Series(seconds[keep])),
+        )
+        .with_columns(
+            payment_id=_ids("P", pl.int_range(pl.len(), dtype=pl.Int64), 10),
+            reverses_payment_id=pl.lit(None, pl.String),
+        )
     )
     in_window = pays.filter((pl.col("arrival") > as_of) & (pl.col("value_date") <= last - timedelta(days=3)))
     k = min(in_window.height, max(2, in_window.height // 500))
@@ -576,11 +711,14 @@ def _arrivals(
 
     def rows(frame: pl.DataFrame) -> pl.DataFrame:
         return frame.select(
-            "payment_id", pl.lit(loans["loan_id"]).gather(pl.col("i")).alias("loan_id"), "value_date",
+            "payment_id",
+            pl.lit(loans["loan_id"]).gather(pl.col("i")).alias("loan_id"),
+            "value_date",
             amount=_major("amount"),
             reverses_payment_id="reverses_payment_id",
-            booked_at=(pl.col("arrival").cast(pl.Datetime("ms")) + pl.duration(seconds="seconds"))
-            .dt.strftime("%Y-%m-%dT%H:%M:%S+08:00"),
+            booked_at=(pl.col("arrival").cast(pl.Datetime("ms")) + pl.duration(seconds="seconds")).dt.strftime(
+                "%Y-%m-%dT%H:%M:%S+08:00"
+            ),
             _arrival="arrival",
         )
 
@@ -605,26 +743,36 @@ def _major(column: str, scale: int = 2) -> pl.Expr:
 def _rate(column: str) -> pl.Expr:
     """A rate scaled by RATE_SCALE as an exact Decimal fraction with four decimals (the demo's rates need no more)."""
     return pl.format("0.{}", (pl.col(column) // (RATE_SCALE // 10_000)).cast(pl.String).str.zfill(4)).str.to_decimal(
-        scale=4)
+        scale=4
+    )
 
 
 def _loans_frame(loans: pl.DataFrame) -> pl.DataFrame:
     if loans.filter(pl.col("annual_rate") % (RATE_SCALE // 10_000) != 0).height:
         raise ValueError("demo rates must have at most four decimals")
     return loans.select(
-        "loan_id", "borrower_id", "product", "currency",
+        "loan_id",
+        "borrower_id",
+        "product",
+        "currency",
         principal=_major("principal"),
         annual_rate=_rate("annual_rate"),
         penalty_rate=_rate("penalty_rate"),
-        term="term", start_date="start_date", method="method",
+        term="term",
+        start_date="start_date",
+        method="method",
     )
 
 
 def _instalments_frame(loans: pl.DataFrame, inst: pl.DataFrame) -> pl.DataFrame:
     """`inst` is sorted by loan and seq, and `i` indexes `loans`: a gather, not a join."""
     return inst.select(
-        loan_id=pl.lit(loans["loan_id"]).gather(pl.col("i")), seq="seq", due_date="due_date",
-        principal=_major("principal"), interest=_major("interest"), fee=_major("fee"),
+        loan_id=pl.lit(loans["loan_id"]).gather(pl.col("i")),
+        seq="seq",
+        due_date="due_date",
+        principal=_major("principal"),
+        interest=_major("interest"),
+        fee=_major("fee"),
     )
 
 
@@ -633,7 +781,8 @@ def write_book(book: GeneratedBook, directory: Path, fmt: Literal["csv", "parque
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "products.yaml").write_text(
-        yaml.safe_dump(book.products, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        yaml.safe_dump(book.products, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
     for table, frame in book.tables().items():
         write_table(frame, directory, table, fmt)
     return directory

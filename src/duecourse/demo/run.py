@@ -120,9 +120,11 @@ def run_demo(
 
     result = DemoResult(database, book_dir, as_of, start + timedelta(days=days - 1), book.loans.height)
     out.print()
-    out.print(f"The cycle runs for {as_of} on the book as imported (it opens cases for the loans already "
-              f"delinquent), then for [bold]{days} simulated days from {start}[/bold]: each day that day's "
-              "payments are imported first.")
+    out.print(
+        f"The cycle runs for {as_of} on the book as imported (it opens cases for the loans already "
+        f"delinquent), then for [bold]{days} simulated days from {start}[/bold]: each day that day's "
+        "payments are imported first."
+    )
     out.print(_HEADER)
     result.baseline = _one_day(container, engine, book, as_of, demo_dir, rejects_dir, fmt, result)
     out.print(_format_line(result.baseline))
@@ -131,8 +133,10 @@ def run_demo(
         result.days.append(_one_day(container, engine, book, day, demo_dir, rejects_dir, fmt, result))
         out.print(_format_line(result.days[-1]))
     seconds = sum(d.seconds for d in result.days)
-    out.print(f"{days} days in {seconds:.0f} s ({seconds / days:.1f} s a day: import of the day's payments and "
-              f"the cycle over {book.loans.height:,} loans).")
+    out.print(
+        f"{days} days in {seconds:.0f} s ({seconds / days:.1f} s a day: import of the day's payments and "
+        f"the cycle over {book.loans.height:,} loans)."
+    )
     result.look_at = _interesting_loans(engine, book, result.first_day, result.last_day)
     _final_summary(out, engine, result, container)
     return result
@@ -155,8 +159,14 @@ def _format_line(d: DayLine) -> str:
 
 
 def _one_day(
-    container: Container, engine: Engine, book: GeneratedBook, day: date, demo_dir: Path, rejects_dir: Path,
-    fmt: Literal["csv", "parquet"], result: DemoResult,
+    container: Container,
+    engine: Engine,
+    book: GeneratedBook,
+    day: date,
+    demo_dir: Path,
+    rejects_dir: Path,
+    fmt: Literal["csv", "parquet"],
+    result: DemoResult,
 ) -> DayLine:
     began = time.perf_counter()
     arrived = book.daily_payments.get(day, book.payments.head(0))  # the baseline day has none: its are imported
@@ -166,8 +176,9 @@ def _one_day(
         day_dir = write_table(arrived, demo_dir / "days" / day.isoformat(), "payments", fmt).parent
         report = import_book(engine, day_dir, rejects_dir, container.cipher, actor=ACTOR, now=_evening(day))
         rejected = report.rejected
-    summary = run_cycle(engine, container.strategy, container.compliance, day, now=_evening(day, minute=45),
-                        actor="system:cycle")
+    summary = run_cycle(
+        engine, container.strategy, container.compliance, day, now=_evening(day, minute=45), actor="system:cycle"
+    )
     result.summaries.append(summary)
     delinquent = [r for r in summary.by_bucket if r["bucket"] != "current"]
     return DayLine(
@@ -252,12 +263,15 @@ def _interesting_loans(engine: Engine, book: GeneratedBook, first: date, last: d
     """A few loans worth opening: one that rolled forward, one that cured, one whose payment bounced, one on hold."""
     out: dict[str, str] = {}
     with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT l.loan_id, a.bucket, b.bucket, a.days_past_due, b.days_past_due, b.overdue_total"
-            " FROM delinquency_snapshot a JOIN delinquency_snapshot b ON a.loan_key = b.loan_key"
-            " JOIN loan l ON l.loan_key = a.loan_key WHERE a.as_of = :first AND b.as_of = :last"
-            " AND a.bucket <> b.bucket ORDER BY b.overdue_total DESC, l.loan_id"
-        ), {"first": first.isoformat(), "last": last.isoformat()}).all()
+        rows = conn.execute(
+            text(
+                "SELECT l.loan_id, a.bucket, b.bucket, a.days_past_due, b.days_past_due, b.overdue_total"
+                " FROM delinquency_snapshot a JOIN delinquency_snapshot b ON a.loan_key = b.loan_key"
+                " JOIN loan l ON l.loan_key = a.loan_key WHERE a.as_of = :first AND b.as_of = :last"
+                " AND a.bucket <> b.bucket ORDER BY b.overdue_total DESC, l.loan_id"
+            ),
+            {"first": first.isoformat(), "last": last.isoformat()},
+        ).all()
     rolled = [r for r in rows if r[4] > r[3] and r[1] != "current"]
     cured = [r for r in rows if r[2] == "current" and r[3] > 30]
     if rolled:
@@ -291,6 +305,7 @@ def _final_summary(out: Console, engine: Engine, result: DemoResult, container: 
         "that pay a few days after a due date show as one bucket further on the later day."
     )
     out.print(_proposals_table(engine, result))
+
     def over_days(what: str) -> int:
         return sum(int(getattr(d, what)) for d in result.days)
 
@@ -316,8 +331,14 @@ def _final_summary(out: Console, engine: Engine, result: DemoResult, container: 
 
 def _bucket_table(first: CycleSummary, last: CycleSummary) -> Table:
     table = Table(title=f"The book by bucket, {first.as_of} and {last.as_of}")
-    for col in ("bucket", f"loans {first.as_of}", f"loans {last.as_of}", "change",
-                f"overdue {first.as_of}", f"overdue {last.as_of}"):
+    for col in (
+        "bucket",
+        f"loans {first.as_of}",
+        f"loans {last.as_of}",
+        "change",
+        f"overdue {first.as_of}",
+        f"overdue {last.as_of}",
+    ):
         table.add_column(col, justify="left" if col == "bucket" else "right")
     a = {r["bucket"]: r for r in first.by_bucket}
     b = {r["bucket"]: r for r in last.by_bucket}
@@ -326,16 +347,27 @@ def _bucket_table(first: CycleSummary, last: CycleSummary) -> Table:
     for bucket in order:
         ra, rb = a.get(bucket, empty), b.get(bucket, empty)
         change = int(rb["accounts"]) - int(ra["accounts"])
-        table.add_row(bucket, f"{ra['accounts']:,}", f"{rb['accounts']:,}", f"{change:+,}",
-                      format_money(int(ra["overdue"]), "CNY"), format_money(int(rb["overdue"]), "CNY"))
+        table.add_row(
+            bucket,
+            f"{ra['accounts']:,}",
+            f"{rb['accounts']:,}",
+            f"{change:+,}",
+            format_money(int(ra["overdue"]), "CNY"),
+            format_money(int(rb["overdue"]), "CNY"),
+        )
     return table
 
 
 def _proposals_table(engine: Engine, result: DemoResult) -> Table:
     with engine.connect() as conn:
         rows = conn.execute(
-            select(t.proposed_action.c.step, t.proposed_action.c.channel, t.proposed_action.c.compliance_status,
-                   func.count(), func.min(t.proposed_action.c.priority))
+            select(
+                t.proposed_action.c.step,
+                t.proposed_action.c.channel,
+                t.proposed_action.c.compliance_status,
+                func.count(),
+                func.min(t.proposed_action.c.priority),
+            )
             .where(t.proposed_action.c.as_of.between(result.first_day, result.last_day))
             .group_by(t.proposed_action.c.step, t.proposed_action.c.channel, t.proposed_action.c.compliance_status)
         ).all()

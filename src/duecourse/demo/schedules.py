@@ -36,12 +36,16 @@ def round_div_np(numerator: np.ndarray, denominator: np.ndarray | int, mode: Rou
 
 def _days_30_360(prev: np.ndarray, due: np.ndarray) -> np.ndarray:
     """30/360 US (NASD) days between day numbers, as `ledger.schedule.days_30_360`."""
+
     def parts(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         dd = d.astype("datetime64[D]")
         y = dd.astype("datetime64[Y]")
         m = dd.astype("datetime64[M]")
-        return (y.astype(np.int64) + 1970, (m - y.astype("datetime64[M]")).astype(np.int64) + 1,
-                (dd - m.astype("datetime64[D]")).astype(np.int64) + 1)
+        return (
+            y.astype(np.int64) + 1970,
+            (m - y.astype("datetime64[M]")).astype(np.int64) + 1,
+            (dd - m.astype("datetime64[D]")).astype(np.int64) + 1,
+        )
 
     y1, m1, day1 = parts(prev)
     y2, m2, day2 = parts(due)
@@ -85,7 +89,8 @@ def schedules(loans: pl.DataFrame, conventions: Mapping[str, ProductConventions]
         # Decimal work once per distinct loan shape (a book has far fewer shapes than loans), joined back.
         distinct = keys.unique()
         distinct = distinct.with_columns(
-            pmt=pl.Series([_annuity(p, r, n, conv) for p, r, n in distinct.iter_rows()], dtype=pl.Int64))
+            pmt=pl.Series([_annuity(p, r, n, conv) for p, r, n in distinct.iter_rows()], dtype=pl.Int64)
+        )
         payment[annuity] = keys.join(distinct, on=["p", "r", "n"], how="left", maintain_order="left")["pmt"].to_numpy()
 
     # Built as loans x seq matrices and flattened row by row: the result comes out sorted by (i, seq) with no sort.
@@ -114,18 +119,21 @@ def schedules(loans: pl.DataFrame, conventions: Mapping[str, ProductConventions]
             interest[sel] = round_div_np(num, den, conv.rounding_mode, conv.rounding_unit)
         m = method[live]
         part = np.where(
-            m == "equal_instalment", np.minimum(bal, np.maximum(payment[live] - interest, 0)),
+            m == "equal_instalment",
+            np.minimum(bal, np.maximum(payment[live] - interest, 0)),
             np.where(m == "equal_principal", np.minimum(bal, per_period_principal[live]), 0),
         )
         part = np.where(term[live] == seq, bal, part)  # the last instalment takes the remainder
         balance[live] = bal - part
         due_m[live, seq - 1], principal_m[live, seq - 1], interest_m[live, seq - 1] = due, part, interest
     present = np.arange(width)[None, :] < term[:, None]
-    return pl.DataFrame({
-        "i": np.repeat(loans["i"].to_numpy(), term),
-        "seq": np.broadcast_to(np.arange(1, width + 1, dtype=np.int32), present.shape)[present],
-        "due_date": due_m[present].astype(np.int32),
-        "principal": principal_m[present],
-        "interest": interest_m[present],
-        "fee": np.zeros(int(present.sum()), dtype=np.int64),
-    }).with_columns(pl.col("due_date").cast(pl.Date))
+    return pl.DataFrame(
+        {
+            "i": np.repeat(loans["i"].to_numpy(), term),
+            "seq": np.broadcast_to(np.arange(1, width + 1, dtype=np.int32), present.shape)[present],
+            "due_date": due_m[present].astype(np.int32),
+            "principal": principal_m[present],
+            "interest": interest_m[present],
+            "fee": np.zeros(int(present.sum()), dtype=np.int64),
+        }
+    ).with_columns(pl.col("due_date").cast(pl.Date))

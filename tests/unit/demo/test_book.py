@@ -152,9 +152,11 @@ def test_holds_of_every_kind_with_their_pause_settings(book: GeneratedBook) -> N
     assert (~kinds["legal"]["pauses_clock"]).all() and kinds["legal"]["pauses_outreach"].all()
     dead = book.borrowers.filter(pl.col("flags").str.contains("deceased"))["borrower_id"].sort()
     assert dead.to_list() == kinds["deceased"]["borrower_id"].sort().to_list()
-    after = pl.concat([book.payments, *book.daily_payments.values()]).join(
-        book.loans.select("loan_id", "borrower_id"), on="loan_id").join(
-        kinds["deceased"].select("borrower_id", died="start_date"), on="borrower_id")
+    after = (
+        pl.concat([book.payments, *book.daily_payments.values()])
+        .join(book.loans.select("loan_id", "borrower_id"), on="loan_id")
+        .join(kinds["deceased"].select("borrower_id", died="start_date"), on="borrower_id")
+    )
     assert (after["value_date"] < after["died"]).all()
 
 
@@ -172,15 +174,26 @@ def _monthly_states(book: GeneratedBook, last_day: date) -> pl.DataFrame:
         total=_minor("principal") + _minor("interest") + _minor("fee"),
         checkpoint=pl.col("due_date") + timedelta(days=22),
     ).with_columns(cum_total=pl.col("total").cum_sum().over("loan_id", order_by="seq"))
-    paid_by = inst.join(pays, on="loan_id").filter(pl.col("value_date") <= pl.col("checkpoint")).group_by(
-        "loan_id", "seq").agg(paid=pl.col("amount").sum())
-    k = inst.select("loan_id", "seq", "checkpoint").join(paid_by, on=["loan_id", "seq"], how="left").with_columns(
-        pl.col("paid").fill_null(0))
-    covered = k.join(inst.select("loan_id", j="seq", cum_total="cum_total"), on="loan_id").filter(
-        (pl.col("j") <= pl.col("seq")) & (pl.col("cum_total") <= pl.col("paid"))
-    ).group_by("loan_id", "seq").agg(covered=pl.len())
+    paid_by = (
+        inst.join(pays, on="loan_id")
+        .filter(pl.col("value_date") <= pl.col("checkpoint"))
+        .group_by("loan_id", "seq")
+        .agg(paid=pl.col("amount").sum())
+    )
+    k = (
+        inst.select("loan_id", "seq", "checkpoint")
+        .join(paid_by, on=["loan_id", "seq"], how="left")
+        .with_columns(pl.col("paid").fill_null(0))
+    )
+    covered = (
+        k.join(inst.select("loan_id", j="seq", cum_total="cum_total"), on="loan_id")
+        .filter((pl.col("j") <= pl.col("seq")) & (pl.col("cum_total") <= pl.col("paid")))
+        .group_by("loan_id", "seq")
+        .agg(covered=pl.len())
+    )
     states = k.join(covered, on=["loan_id", "seq"], how="left").with_columns(
-        state=pl.min_horizontal(pl.col("seq") - pl.col("covered").fill_null(0), pl.lit(6)))
+        state=pl.min_horizontal(pl.col("seq") - pl.col("covered").fill_null(0), pl.lit(6))
+    )
     return states.filter(pl.col("checkpoint") <= last_day).select("loan_id", "seq", "state")
 
 
@@ -191,9 +204,9 @@ def test_monthly_transitions_follow_the_shipped_roll_rates(book: GeneratedBook) 
     monthly = _monthly_states(book, AS_OF + timedelta(days=DAYS)).join(alive, on="loan_id")
     start = alive.select("loan_id", seq=pl.lit(0, pl.Int32), state=pl.lit(0, pl.Int32))
     seq = pl.concat([start, monthly.with_columns(pl.col("state").cast(pl.Int32))]).sort("loan_id", "seq")
-    pairs = seq.with_columns(nxt=pl.col("state").shift(-1).over("loan_id"),
-                             nxt_seq=pl.col("seq").shift(-1).over("loan_id")).filter(
-        pl.col("nxt_seq") == pl.col("seq") + 1)
+    pairs = seq.with_columns(
+        nxt=pl.col("state").shift(-1).over("loan_id"), nxt_seq=pl.col("seq").shift(-1).over("loan_id")
+    ).filter(pl.col("nxt_seq") == pl.col("seq") + 1)
     counts = np.zeros((len(states), len(states)))
     for f, t, n in pairs.group_by("state", "nxt").len().iter_rows():
         counts[f, t] = n
@@ -229,24 +242,43 @@ def test_the_ledger_sees_every_payment_clear_exactly_the_instalments_it_was_mean
     from duecourse.ledger.engine import ledger_state
 
     loans = small.loans.with_row_index("loan_key").with_columns(
-        pl.col("loan_key").cast(pl.Int64), borrower_key=pl.lit(0, pl.Int64), principal=_minor("principal"),
+        pl.col("loan_key").cast(pl.Int64),
+        borrower_key=pl.lit(0, pl.Int64),
+        principal=_minor("principal"),
         annual_rate=(pl.col("annual_rate") * 10**8).cast(pl.Int64),
-        penalty_rate=(pl.col("penalty_rate") * 10**8).cast(pl.Int64))
+        penalty_rate=(pl.col("penalty_rate") * 10**8).cast(pl.Int64),
+    )
     keys = loans.select("loan_id", "loan_key")
     inst = small.instalments.join(keys, on="loan_id").with_columns(
-        _minor("principal"), _minor("interest"), _minor("fee"))
-    pays = small.payments.join(keys, on="loan_id").with_row_index("payment_key").with_columns(
-        pl.col("payment_key").cast(pl.Int64), amount=_minor("amount"), reverses_payment_key=pl.lit(None, pl.Int64))
-    state = ledger_state(frames.conform(loans, frames.LOANS), frames.conform(inst, frames.INSTALMENTS),
-                         frames.conform(pays, frames.PAYMENTS), frames.empty(frames.HOLDS), product_conventions(),
-                         AS_OF)
+        _minor("principal"), _minor("interest"), _minor("fee")
+    )
+    pays = (
+        small.payments.join(keys, on="loan_id")
+        .with_row_index("payment_key")
+        .with_columns(
+            pl.col("payment_key").cast(pl.Int64), amount=_minor("amount"), reverses_payment_key=pl.lit(None, pl.Int64)
+        )
+    )
+    state = ledger_state(
+        frames.conform(loans, frames.LOANS),
+        frames.conform(inst, frames.INSTALMENTS),
+        frames.conform(pays, frames.PAYMENTS),
+        frames.empty(frames.HOLDS),
+        product_conventions(),
+        AS_OF,
+    )
     paid = pays.group_by("loan_key").agg(paid=pl.col("amount").sum())
-    first_uncovered = inst.sort("loan_key", "seq").with_columns(
-        cum=(pl.col("principal") + pl.col("interest") + pl.col("fee")).cum_sum().over("loan_key")
-    ).join(paid, on="loan_key", how="left").filter(pl.col("cum") > pl.col("paid").fill_null(0)).group_by(
-        "loan_key").agg(first=pl.col("due_date").min())
+    first_uncovered = (
+        inst.sort("loan_key", "seq")
+        .with_columns(cum=(pl.col("principal") + pl.col("interest") + pl.col("fee")).cum_sum().over("loan_key"))
+        .join(paid, on="loan_key", how="left")
+        .filter(pl.col("cum") > pl.col("paid").fill_null(0))
+        .group_by("loan_key")
+        .agg(first=pl.col("due_date").min())
+    )
     compared = state.join(first_uncovered, on="loan_key", how="left").with_columns(
-        expected=pl.when(pl.col("first") < AS_OF).then(pl.col("first")))
+        expected=pl.when(pl.col("first") < AS_OF).then(pl.col("first"))
+    )
     assert compared.height == small.loans.height
     assert (compared["days_past_due"] > 0).sum() > 10
     assert compared.filter(pl.col("expected").ne_missing(pl.col("oldest_unpaid_due_date"))).is_empty()

@@ -21,12 +21,14 @@ DAYS = 6
 
 
 def _container(home: Path, url: str | None = None) -> Container:
-    return Container(Settings(
-        database_url=url or f"sqlite:///{home / 'duecourse.db'}",
-        data_dir=home,
-        data_key_path=home / "data.key",
-        strategy_path=ROOT / "strategies" / "default.yaml",
-    ))
+    return Container(
+        Settings(
+            database_url=url or f"sqlite:///{home / 'duecourse.db'}",
+            data_dir=home,
+            data_key_path=home / "data.key",
+            strategy_path=ROOT / "strategies" / "default.yaml",
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +95,19 @@ def test_a_second_run_starts_from_a_fresh_database(tmp_path: Path) -> None:
 def test_refuses_a_database_it_does_not_own(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere.db"
     with pytest.raises(DemoError, match="will not touch"):
-        run_demo(_container(tmp_path / "home", f"sqlite:///{elsewhere}"), n_borrowers=50, days=2,
-                 out=Console(file=io.StringIO()))
+        run_demo(
+            _container(tmp_path / "home", f"sqlite:///{elsewhere}"),
+            n_borrowers=50,
+            days=2,
+            out=Console(file=io.StringIO()),
+        )
     with pytest.raises(DemoError, match="will not touch"):
-        run_demo(_container(tmp_path / "home", "postgresql+psycopg://u:secret@localhost/prod"), n_borrowers=50,
-                 days=2, out=Console(file=io.StringIO()))
+        run_demo(
+            _container(tmp_path / "home", "postgresql+psycopg://u:secret@localhost/prod"),
+            n_borrowers=50,
+            days=2,
+            out=Console(file=io.StringIO()),
+        )
     assert not elsewhere.exists()
 
 
@@ -107,8 +117,14 @@ def test_refuses_to_delete_a_database_holding_other_imports(tmp_path: Path) -> N
     from duecourse.services.importer import import_book
 
     container = _container(tmp_path)
-    import_book(container.engine, ROOT / "examples" / "book", tmp_path / "rejects", container.cipher, actor="test",
-                now=datetime(2026, 10, 1, tzinfo=UTC))
+    import_book(
+        container.engine,
+        ROOT / "examples" / "book",
+        tmp_path / "rejects",
+        container.cipher,
+        actor="test",
+        now=datetime(2026, 10, 1, tzinfo=UTC),
+    )
     container.engine.dispose()
     with pytest.raises(DemoError, match="holds data imported from"):
         run_demo(_container(tmp_path), n_borrowers=50, days=2, out=Console(file=io.StringIO()))
