@@ -46,6 +46,7 @@ from sqlalchemy import (
 from duecourse.adapters.bookfiles import Book, read_book
 from duecourse.adapters.crypto import FieldCipher
 from duecourse.adapters.db import tables as t
+from duecourse.adapters.db.bulk import write_frame
 from duecourse.audit.chain import AuditRecord
 from duecourse.audit.log import append
 from duecourse.domain.conventions import ProductConventions
@@ -219,7 +220,7 @@ def _rows_where_in(conn: Connection, stmt_for: Any, column: Column[Any], values:
     ids = Table("import_lookup", MetaData(), Column("id", column.type), prefixes=["TEMPORARY"])
     ids.create(conn)
     try:
-        insert_frame(conn, ids, pl.DataFrame({"id": list(values)}))
+        write_frame(conn, ids, pl.DataFrame({"id": list(values)}))
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"ANALYZE {ids.name}")  # without statistics it plans a nested loop: 3x slower
         stmt = stmt_for().where(column.in_(select(ids.c.id)))
@@ -420,7 +421,7 @@ class _Writer:
             pl.Series("national_id_enc", self.cipher.encrypt_many(keyed["national_id"], "borrower.national_id_enc"),
                       pl.Binary),
             "birth_date", "language", "flags", "region")
-        insert_frame(self.conn, t.borrower, frame)
+        write_frame(self.conn, t.borrower, frame)
         self.keys["borrowers"] = pl.concat([self.keys["borrowers"], keyed.select("borrower_id", "borrower_key")])
         changed = self._changed(f)
         if changed.height:
@@ -439,7 +440,7 @@ class _Writer:
             "contact_key", "contact_id", "borrower_key", "kind", "owner",
             pl.Series("value_enc", self.cipher.encrypt_many(keyed["value"], "contact_point.value_enc"), pl.Binary),
             "latitude", "longitude", "time_zone", "valid", "consent")
-        insert_frame(self.conn, t.contact_point, frame)
+        write_frame(self.conn, t.contact_point, frame)
         changed = self._changed(f)
         if changed.height:
             c = t.contact_point
@@ -455,7 +456,7 @@ class _Writer:
     def _loans(self, f: CheckedFile) -> None:
         new = self._with_key(self._new(f), "borrowers", "borrower_id", "borrower_key")
         keyed = new.with_columns(loan_key=_reserve_keys(self.conn, t.loan, new.height))
-        insert_frame(self.conn, t.loan, keyed.select(
+        write_frame(self.conn, t.loan, keyed.select(
             "loan_key", "loan_id", "borrower_key", "product", "currency", "principal", "annual_rate", "penalty_rate",
             "term", "start_date", "method"))
         self.keys["loans"] = pl.concat([self.keys["loans"], keyed.select("loan_id", "loan_key")])
@@ -470,7 +471,7 @@ class _Writer:
         rows = pl.concat([given, generated]) if generated.height else given
         frame = self._with_key(rows, "loans", "loan_id", "loan_key").select(
             "loan_key", "seq", "due_date", "principal", "interest", "fee")
-        insert_frame(self.conn, t.instalment, frame)
+        write_frame(self.conn, t.instalment, frame)
         return int(generated["loan_id"].n_unique())
 
     def _generate(self, loans: pl.DataFrame) -> pl.DataFrame:
@@ -501,14 +502,14 @@ class _Writer:
         columns = ["payment_key", "payment_id", "loan_key", "value_date", "amount", "reverses_payment_key",
                    "booked_at"]
         # A reversal's foreign key needs the reversed payment in place first.
-        insert_frame(self.conn, t.payment, keyed.filter(pl.col("reverses_payment_id").is_null()).select(columns))
-        insert_frame(self.conn, t.payment, keyed.filter(pl.col("reverses_payment_id").is_not_null()).select(columns))
+        write_frame(self.conn, t.payment, keyed.filter(pl.col("reverses_payment_id").is_null()).select(columns))
+        write_frame(self.conn, t.payment, keyed.filter(pl.col("reverses_payment_id").is_not_null()).select(columns))
 
     def _holds(self, f: CheckedFile) -> None:
         new = self._with_key(self._new(f), "borrowers", "borrower_id", "borrower_key")
         new = self._with_key(new, "loans", "loan_id", "loan_key")
         keyed = new.with_columns(hold_key=_reserve_keys(self.conn, t.hold, new.height))
-        insert_frame(self.conn, t.hold, keyed.select(
+        write_frame(self.conn, t.hold, keyed.select(
             "hold_key", "hold_id", "borrower_key", "loan_key", "kind", "start_date", "end_date", "pauses_clock",
             "pauses_outreach"))
         changed = self._changed(f)
@@ -534,43 +535,6 @@ def _reserve_keys(conn: Connection, table: Table, n: int) -> pl.Series:
     # SQLite: the transaction began IMMEDIATE, so no other writer can take keys past MAX meanwhile.
     start = int(conn.execute(select(func.coalesce(func.max(key), 0))).scalar_one())
     return pl.int_range(start + 1, start + n + 1, dtype=pl.Int64, eager=True).alias(key.name)
-
-
-def insert_frame(conn: Connection, table: Table, frame: pl.DataFrame) -> None:
-    """Bulk-insert a frame whose columns are `table`'s, in the caller's transaction (COPY on PostgreSQL)."""
-    if frame.is_empty():
-        return
-    if conn.dialect.name == "postgresql":
-        _copy(conn, table, frame)
-        return
-    # Stored as SQLAlchemy's SQLite types store them: ISO dates, naive-UTC "YYYY-MM-DD HH:MM:SS.ffffff", 0/1.
-    prepared = frame.with_columns(
-        *[pl.col(c).dt.strftime("%Y-%m-%d") for c, d in frame.schema.items() if d == pl.Date],
-        *[pl.col(c).dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%d %H:%M:%S.%6f") for c, d in frame.schema.items()
-          if isinstance(d, pl.Datetime)],
-        *[pl.col(c).cast(pl.Int8) for c, d in frame.schema.items() if d == pl.Boolean],
-    )
-    sql = f"INSERT INTO {table.name} ({', '.join(frame.columns)}) VALUES ({', '.join('?' for _ in frame.columns)})"
-    for chunk in prepared.iter_slices(CHUNK):
-        conn.exec_driver_sql(sql, chunk.rows())
-
-
-def _copy(conn: Connection, table: Table, frame: pl.DataFrame) -> None:
-    prepared = frame.with_columns(
-        *[pl.concat_str([pl.lit("\\x"), pl.col(c).bin.encode("hex")]).alias(c) for c, d in frame.schema.items()
-          if d == pl.Binary],
-        *[pl.col(c).dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%d %H:%M:%S.%6f+00") for c, d in
-          frame.schema.items() if isinstance(d, pl.Datetime)],
-    )
-    columns = ", ".join(f'"{c}"' for c in frame.columns)
-    dbapi = conn.connection.driver_connection
-    assert dbapi is not None
-    with dbapi.cursor() as cur, cur.copy(f'COPY "{table.name}" ({columns}) FROM STDIN (FORMAT csv)') as copy:
-        for chunk in prepared.iter_slices(CHUNK):
-            copy.write(chunk.write_csv(include_header=False))
-
-
-# ---------------------------------------------------------------------------------------------- rejects and audit
 
 
 def _rejects_path(directory: Path, now: datetime) -> Path:

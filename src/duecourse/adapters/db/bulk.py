@@ -207,10 +207,14 @@ def _advance_key_sequence(dbapi_conn: Any, table: Table, frame: pl.DataFrame) ->
     if key is None or key.name not in frame.columns:
         return
     with dbapi_conn.cursor() as cur:
+        cur.execute("SELECT pg_get_serial_sequence(%s, %s)", (table.name, key.name))
+        sequence = cur.fetchone()[0]
+        # Only ever forward: keys another transaction reserved with nextval must never be handed out again.
         highest = f"SELECT max({_quote(key.name)}) AS m FROM {_quote(table.name)}"
         cur.execute(
-            f"SELECT setval(pg_get_serial_sequence(%s, %s), m) FROM ({highest}) s WHERE m IS NOT NULL",
-            (table.name, key.name),
+            f"SELECT setval(%s, GREATEST(m, (SELECT last_value FROM {sequence})))"
+            f" FROM ({highest}) s WHERE m IS NOT NULL",
+            (sequence,),
         )
 
 
