@@ -230,8 +230,9 @@ def _fresh_database(container: Container, allow_existing: bool, force: bool) -> 
             foreign = _foreign_imports(path, data_dir / "demo")
             if foreign and not force:
                 raise DemoError(
-                    f"{path} holds data imported from {foreign}, not only the demo's: the demo will not delete it."
-                    " Set DUECOURSE_HOME to another directory for the demo, or pass force to delete it anyway."
+                    f"{path} holds data imported from {foreign}, not only the demo's: the demo will not delete it. "
+                    "Set DUECOURSE_HOME to another directory for the demo, or run `duecourse demo --force` to "
+                    "delete it anyway."
                 )
             engine = container.__dict__.pop("engine", None)  # a cached engine would keep the old file open
             if engine is not None:
@@ -242,7 +243,7 @@ def _fresh_database(container: Container, allow_existing: bool, force: bool) -> 
     if not allow_existing:
         raise DemoError(
             f"the demo only resets its own SQLite file under {data_dir}; it will not touch {shown}. "
-            "Unset DUECOURSE_DATABASE_URL, or pass allow_existing_database (an empty database only)."
+            "Unset DUECOURSE_DATABASE_URL to use the demo's own SQLite file."
         )
     return shown
 
