@@ -8,6 +8,7 @@ ascending probes into the sorted keys (`Index.count_le`), which is far cheaper t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 
@@ -33,14 +34,14 @@ class Index:
     """Ascending Int64 values, searched with ascending probes by one merge pass (a backward as-of join)."""
 
     def __init__(self, values: Array) -> None:
-        self._frame = pl.DataFrame({"_v": values, "_n": np.arange(1, len(values) + 1, dtype=np.int64)})
+        self._frame = pl.DataFrame({"_v": values}).with_row_index("_n", offset=1)
 
     def count_le(self, probes: Array) -> Array:
         """How many values are <= each probe (numpy's searchsorted side="right"); probes must ascend."""
         hit = pl.DataFrame({"_v": probes.astype(np.int64, copy=False)}).join_asof(
             self._frame, on="_v", strategy="backward", check_sortedness=False
         )
-        return hit.get_column("_n").fill_null(0).to_numpy()
+        return hit.get_column("_n").fill_null(0).cast(pl.Int64).to_numpy()
 
     def count_le_many(self, probes: Sequence[Array]) -> list[Array]:
         """`count_le` for several probe arrays in one pass: probes[k][i] must ascend in (i, k) order."""
@@ -130,13 +131,18 @@ def sorted_book(
         raise ValueError(f"loan keys must stay below 2^{62 - DAY_BITS}")
     grace = np.array([c.grace_days for c in groups], dtype=np.int64)[_ints(live.get_column("group"))]
 
-    key, due, amounts, distinct_days = _instalments(instalments)
-    owed = amounts["fee"] + amounts["interest"] + amounts["principal"]
-    pre = {c: _prefix(v) for c, v in amounts.items()}
-    pre_owed = _prefix(owed)
-    pay_key, amount = _payments(payments, as_of)
-
-    rows, pays = Index(key), Index(pay_key)
+    # The instalment side and the payment side are independent: build them on both cores.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        paid = pool.submit(_payments, payments, as_of)
+        key, due, amounts, distinct_days = _instalments(instalments)
+        pre = {c: _prefix(v) for c, v in amounts.items()}
+        pre_owed = pre["interest"] + pre["principal"]
+        if pre["fee"][-1]:
+            pre_owed += pre["fee"]
+        no_empty_rows = bool((pre_owed[1:] > pre_owed[:-1]).all())
+        rows, owed = Index(key), Index(pre_owed[1:])
+        pay_key, amount = paid.result()
+    pays = Index(pay_key)
     key0 = keys * DAYS
     s, penalty_end, past_end, due_end, e = rows.count_le_many(
         [key0 - 1, key0 + (d - 1) - grace, key0 + (d - 1), key0 + d, key0 + (DAYS - 1)]
@@ -177,9 +183,9 @@ def sorted_book(
         pre_owed=pre_owed,
         pre_paid=pre_paid,
         distinct_days=distinct_days,
-        no_empty_rows=bool(np.all(owed > 0)),
+        no_empty_rows=no_empty_rows,
         rows=rows,
-        owed=Index(pre_owed[1:]),
+        owed=owed,
         pays=pays,
     )
 
@@ -193,18 +199,21 @@ def _ints(column: pl.Series) -> Array:
 
 def _instalments(instalments: pl.DataFrame) -> tuple[Array, Array, dict[str, Array], bool]:
     """Instalment arrays in (loan, due day, seq) order: sort key, due day, amounts; and whether due days differ."""
-    due = _ints(instalments.get_column("due_date").cast(pl.Int32))
-    key = _ints(instalments.get_column("loan_key")) * DAYS + due
-    seq = _ints(instalments.get_column("seq"))
+    due = instalments.get_column("due_date").cast(pl.Int32).to_numpy()
+    key = _ints(instalments.get_column("loan_key")) * DAYS
+    key += due
     amounts = {c: _ints(instalments.get_column(c)) for c in ("fee", "interest", "principal")}
-    ties = key[1:] == key[:-1]
-    in_order = bool(np.all(key[1:] >= key[:-1])) and bool(np.all(seq[1:][ties] > seq[:-1][ties]))
+    ties = np.flatnonzero(key[1:] == key[:-1])
+    in_order = bool((key[1:] >= key[:-1]).all())
+    if in_order and ties.size:  # instalments due the same day must come in seq order
+        seq = instalments.get_column("seq").to_numpy()
+        in_order = bool((seq[ties + 1] > seq[ties]).all())
     if not in_order:
-        order = np.lexsort((seq, key))
+        order = np.lexsort((instalments.get_column("seq").to_numpy(), key))
         key, due = key[order], due[order]
         amounts = {c: v[order] for c, v in amounts.items()}
-        ties = key[1:] == key[:-1]
-    return key, due, amounts, not bool(ties.any())
+        ties = np.flatnonzero(key[1:] == key[:-1])
+    return key, np.ascontiguousarray(due, dtype=np.int32), amounts, not ties.size
 
 
 def _payments(payments: pl.DataFrame, as_of: date) -> tuple[Array, Array]:
@@ -250,4 +259,4 @@ def gather(values: Array, idx: Array) -> Array:
     """values[idx] with out-of-range positions clamped (callers mask those rows)."""
     if values.size == 0:
         return np.zeros(len(idx), dtype=np.int64)
-    return np.asarray(values[np.clip(idx, 0, values.size - 1)])
+    return np.asarray(values[np.clip(idx, 0, values.size - 1)], dtype=np.int64)

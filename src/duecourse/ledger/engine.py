@@ -20,6 +20,7 @@ How it stays fast without a per-loan loop (see ledger/README.md):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import numpy as np
@@ -59,17 +60,22 @@ def ledger_state(
     d = day_number(as_of)
     groups, product_group = convention_groups(loans, conventions)
     book = sorted_book(loans, instalments, payments, groups, product_group, as_of)
-    pauses = pause_intervals(holds, book.loans, d)
-    state = settle_clean(book, groups, d)
-    dirty = dirty_loans(book, groups, d)
-    if dirty.size:
+    # Independent steps run on both cores (numpy and Polars release the GIL); each only reads the book.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        found_dirty = pool.submit(dirty_loans, book, groups, d)
+        pauses = pause_intervals(holds, book.loans, d)
+        state = settle_clean(book, groups, d)
+        dirty = found_dirty.result()
         dirty_group = book.loans.get_column("group").to_numpy()[dirty]
+        replays = []
         for g, conv in enumerate(groups):
             mine = dirty[dirty_group == g]
             if mine.size:
                 replay = replay_rows if conv.allocation_mode is AllocationMode.COMPONENT_FIRST else replay_oldest_first
-                for column, values in replay(book, book.loans[mine], conv, d, pauses).items():
-                    state[column][mine] = values
+                replays.append((mine, pool.submit(replay, book, book.loans[mine], conv, d, pauses)))
+        for mine, summary in replays:
+            for column, values in summary.result().items():
+                state[column][mine] = values
     return _finish(book.loans, state, groups, pauses, d, as_of)
 
 

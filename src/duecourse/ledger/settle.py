@@ -157,8 +157,9 @@ def dirty_loans(book: SortedBook, groups: list[ProductConventions], d: int) -> A
     # Short before payment p: paid before it < owed on the instalments started by then. With running totals:
     # pre_paid[p] - pre_paid[p0] < pre_owed[started] - pre_owed[s], i.e. pre_paid[p] - pre_owed[started] < base.
     base = book.pre_paid[p0] - owed_before
-    distinct_grace = np.unique(grace).size > 1
-    started = book.rows.count_le(book.pay_key - (grace[loan] if distinct_grace else int(grace[0]) if n else 0) - 2)
+    one_grace = n == 0 or grace.min() == grace.max()
+    shift = (int(grace[0]) if n else 0) if one_grace else grace[loan]
+    started = book.rows.count_le(book.pay_key - shift - 2)
     short = book.pre_paid[:-1] - book.pre_owed[started] < base[loan]
     late = np.zeros(n, dtype=bool)
     late[loan[short]] = True
