@@ -57,17 +57,15 @@ class SortedBook:
     (index into the conventions groups), grace; its instalment rows [s, e), of which [s, past_end) are due
     before D, [s, due_end) on or before D and [s, penalty_end) past their first penalty day by D; its
     payments [p0, p1); `owed_before` (= pre_owed[s]) and `paid_total`.
-    Row arrays (oldest instalment first within a loan): `key` (loan_key * 2^20 + due day), `due`, `fee`,
-    `interest`, `principal`. Payment arrays: `pay_key`, `amount` (a day's payments in any order).
+    Row arrays (oldest instalment first within a loan): `key` (loan_key * 2^20 + due day), `due`; amounts are
+    kept only as running totals (`scheduled` reads one row's amount back). Payment arrays: `pay_key`, `amount`
+    (a day's payments in any order).
     `pre_*`: running totals before each position (length + 1): the amount of rows [a, b) is pre[b] - pre[a].
     """
 
     loans: pl.DataFrame
     key: Array
     due: Array
-    fee: Array
-    interest: Array
-    principal: Array
     pay_key: Array
     amount: Array
     pre_fee: Array
@@ -81,8 +79,13 @@ class SortedBook:
     owed: Index  # the running total of scheduled amounts through each row (pre_owed[1:])
     pays: Index
 
-    def scheduled(self, component: str) -> Array:
-        return {"fee": self.fee, "interest": self.interest, "principal": self.principal}[component]
+    largest_principal: int
+
+    def scheduled(self, component: str, rows: Array) -> Array:
+        """The scheduled amount of `component` on each of `rows` (positions clamped; callers mask out-of-range)."""
+        pre = self.pre(component)
+        at = np.clip(rows, 0, max(pre.size - 2, 0))
+        return np.asarray(pre[at + 1] - pre[at])
 
     def pre(self, component: str) -> Array:
         return {
@@ -134,8 +137,7 @@ def sorted_book(
     # The instalment side and the payment side are independent: build them on both cores.
     with ThreadPoolExecutor(max_workers=2) as pool:
         paid = pool.submit(_payments, payments, as_of)
-        key, due, amounts, distinct_days = _instalments(instalments)
-        pre = {c: _prefix(v) for c, v in amounts.items()}
+        key, due, pre, distinct_days = _instalments(instalments)
         pre_owed = pre["interest"] + pre["principal"]
         if pre["fee"][-1]:
             pre_owed += pre["fee"]
@@ -172,9 +174,6 @@ def sorted_book(
         loans=live,
         key=key,
         due=due,
-        fee=amounts["fee"],
-        interest=amounts["interest"],
-        principal=amounts["principal"],
         pay_key=pay_key,
         amount=amount,
         pre_fee=pre["fee"],
@@ -184,6 +183,7 @@ def sorted_book(
         pre_paid=pre_paid,
         distinct_days=distinct_days,
         no_empty_rows=no_empty_rows,
+        largest_principal=int(instalments.get_column("principal").max() or 0),  # type: ignore[arg-type]
         rows=rows,
         owed=owed,
         pays=pays,
@@ -198,22 +198,23 @@ def _ints(column: pl.Series) -> Array:
 
 
 def _instalments(instalments: pl.DataFrame) -> tuple[Array, Array, dict[str, Array], bool]:
-    """Instalment arrays in (loan, due day, seq) order: sort key, due day, amounts; and whether due days differ."""
+    """Instalments in (loan, due day, seq) order: sort key, due day, running totals of the amounts (`_prefix`);
+    and whether due days differ within every loan."""
     due = instalments.get_column("due_date").cast(pl.Int32).to_numpy()
     key = _ints(instalments.get_column("loan_key")) * DAYS
     key += due
-    amounts = {c: _ints(instalments.get_column(c)) for c in ("fee", "interest", "principal")}
     ties = np.flatnonzero(key[1:] == key[:-1])
     in_order = bool((key[1:] >= key[:-1]).all())
     if in_order and ties.size:  # instalments due the same day must come in seq order
         seq = instalments.get_column("seq").to_numpy()
         in_order = bool((seq[ties + 1] > seq[ties]).all())
+    columns = {c: instalments.get_column(c) for c in ("fee", "interest", "principal")}
     if not in_order:
         order = np.lexsort((instalments.get_column("seq").to_numpy(), key))
         key, due = key[order], due[order]
-        amounts = {c: v[order] for c, v in amounts.items()}
+        columns = {c: pl.Series(_ints(v)[order]) for c, v in columns.items()}
         ties = np.flatnonzero(key[1:] == key[:-1])
-    return key, np.ascontiguousarray(due, dtype=np.int32), amounts, not ties.size
+    return key, np.ascontiguousarray(due, dtype=np.int32), {c: _prefix(v) for c, v in columns.items()}, not ties.size
 
 
 def _payments(payments: pl.DataFrame, as_of: date) -> tuple[Array, Array]:
@@ -240,11 +241,20 @@ def _payments(payments: pl.DataFrame, as_of: date) -> tuple[Array, Array]:
     return _ints(pays.get_column("_key")), _ints(pays.get_column("amount"))
 
 
-def _prefix(values: Array) -> Array:
-    """Running totals before each position: out[i] = values[0] + ... + values[i-1] (length + 1)."""
-    out = np.zeros(values.size + 1, dtype=np.int64)
-    if values.any():
-        np.cumsum(values, out=out[1:])
+def _prefix(values: Array | pl.Series) -> Array:
+    """Running totals before each position: out[i] = values[0] + ... + values[i-1] (length + 1).
+
+    A Polars column is summed chunk by chunk, so it is never copied into one array first.
+    """
+    chunks = [values] if isinstance(values, np.ndarray) else [_ints(c) for c in values.get_chunks()]
+    out = np.zeros(sum(c.size for c in chunks) + 1, dtype=np.int64)
+    at, carry = 1, 0
+    for chunk in chunks:
+        if chunk.size and (carry or chunk.any()):
+            np.cumsum(chunk, out=out[at : at + chunk.size])
+            out[at : at + chunk.size] += carry
+            carry = int(out[at + chunk.size - 1])
+        at += chunk.size
     return out
 
 

@@ -33,9 +33,9 @@ def round_div_expr(
     return q * unit
 
 
-def needs_int128(principal: Array, rate: Array) -> bool:
+def needs_int128(largest_principal: int, rate: Array) -> bool:
     """Whether principal x rate might overflow Int64 (then the product is computed in Int128)."""
-    return int(principal.max(initial=0)) * int(rate.max(initial=0)) >= 1 << 62
+    return largest_principal * int(rate.max(initial=0)) >= 1 << 62
 
 
 def daily_penalty_expr(principal: pl.Expr, rate: pl.Expr, conv: ProductConventions, wide: bool) -> pl.Expr:

@@ -48,13 +48,13 @@ def replay_rows(
     first_replayed = book.pays.count_le(keys * DAYS + start - 1)
     days, amounts, count = payment_days(book, first_replayed, p1)
     first_day = np.cumsum(count) - count
-    wide = needs_int128(book.principal, rate)
+    wide = needs_int128(book.largest_principal, rate)
 
     # Up to the day before `start`: the cumulative waterfall of what was paid before it, in waterfall order.
     reach = owed_through - owed - (book.pre_paid[first_replayed] - book.pre_paid[p0])[loan]
     rem = {"penalty": np.zeros(idx.size, dtype=np.int64)}
     for c in (x for x in conv.allocation_order if x != "penalty"):
-        scheduled = book.scheduled(c)[idx]
+        scheduled = book.scheduled(c, idx)
         reach = reach + scheduled
         rem[c] = np.minimum(np.maximum(reach, 0), scheduled)
     accrued = np.zeros(idx.size, dtype=np.int64)  # penalty accrued per row, for what the payments settled

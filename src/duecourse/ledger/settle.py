@@ -63,7 +63,7 @@ def cumulative_start(
     covered = before + reached  # the running-total level the payments reach; ascends with the loans
     j = np.minimum(book.owed.count_le(covered), e)
     avail = covered - book.pre_owed[j]  # paid into instalment j
-    at_j = {c: gather(book.scheduled(c), j) for c in SCHEDULED}
+    at_j = {c: book.scheduled(c, j) for c in SCHEDULED}
     left = {"penalty": np.zeros(len(j), dtype=np.int64)}
     for c in SCHEDULED:
         left[c] = np.zeros(len(j), dtype=np.int64)
@@ -192,7 +192,7 @@ def replay_oldest_first(
     s, e, p0, p1 = (loans.get_column(c).to_numpy() for c in ("s", "e", "p0", "p1"))
     keys, rate = loans.get_column("loan_key").to_numpy(), loans.get_column("penalty_rate").to_numpy()
     grace = conv.grace_days
-    wide = needs_int128(book.principal, rate)
+    wide = needs_int128(book.largest_principal, rate)
 
     # This group's rows, to find the departure day and to price untouched instalments' penalty.
     rows = ranges(s, e)
@@ -239,9 +239,9 @@ def replay_oldest_first(
             fresh = j[who] < e[who]  # load the next instalment as it stands, untouched
             w, r = who[fresh], j[who[fresh]]
             for c in SCHEDULED:
-                left[c][w] = book.scheduled(c)[r]
+                left[c][w] = book.scheduled(c, r)
             n_days = penalty_days(conv, pauses, keys[w], book.due[r] + grace + 1, day[fresh] - 1)
-            left["penalty"][w] = daily(book.principal[r], w) * n_days
+            left["penalty"][w] = daily(book.scheduled("principal", r), w) * n_days
 
     for k in range(1, int(count.max(initial=0)) + 1):
         who = np.flatnonzero(count >= k)
@@ -251,7 +251,7 @@ def replay_oldest_first(
     accrue(np.arange(n), np.full(n, d))
 
     # Untouched instalments' penalty through D (full principal from their first penalty day), per row.
-    pen_rows = daily(book.principal[rows], row_loan) * penalty_days(
+    pen_rows = daily(book.scheduled("principal", rows), row_loan) * penalty_days(
         conv, pauses, keys[row_loan], ps, np.full(rows.size, d)
     )
     pen_pre = np.concatenate(([0], np.cumsum(pen_rows)))

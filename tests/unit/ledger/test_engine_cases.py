@@ -332,3 +332,33 @@ def test_a_missed_instalment_is_new_delinquency_the_day_after_its_due_date() -> 
     )
     assert transitions(today, yesterday).row(0) == (1, "new")
     assert (today.row(0, named=True)["as_of"], yesterday.row(0, named=True)["bucket"]) == (date(2026, 2, 16), "current")
+
+
+def test_the_worked_example_of_docs_ledger_md() -> None:
+    """500.00 on 15 Feb and 600.00 on 25 Feb; the table in docs/ledger.md, row by row."""
+    pays = payments((DUES[0], 50_000), (date(2026, 2, 25), 60_000))
+    feb_15 = state(DUES[0], pays)
+    assert (feb_15["due_principal"], feb_15["overdue_total"], feb_15["days_past_due"], feb_15["bucket"]) == (
+        53_000,
+        0,
+        0,
+        "current",
+    )
+    feb_20 = state(FEB_20, pays)
+    assert (feb_20["overdue_total"], feb_20["overdue_penalty"], feb_20["days_past_due"], feb_20["bucket"]) == (
+        53_135,
+        135,
+        5,
+        "M1",
+    )
+    feb_25 = state(date(2026, 2, 25), pays)
+    assert (feb_25["overdue_total"], feb_25["bucket"], feb_25["outstanding_principal"]) == (0, "current", 195_243)
+    assert (feb_25["next_due_date"], feb_25["next_due_amount"]) == (DUES[1], 95_243)
+    mar_16 = state(date(2026, 3, 16), pays)
+    assert (mar_16["overdue_principal"], mar_16["overdue_penalty"], mar_16["days_past_due"], mar_16["bucket"]) == (
+        95_243,
+        48,
+        1,
+        "M1",
+    )
+    assert (mar_16["next_due_date"], mar_16["next_due_amount"]) == (DUES[2], 101_000)
