@@ -199,9 +199,12 @@ def replay_oldest_first(
     row_loan = np.repeat(np.arange(n), e - s)
     row0 = np.cumsum(e - s) - (e - s)  # each loan's first position in `rows`
     ps = book.due[rows] + grace + 1  # the first day penalty can accrue on each row
-    paid_by_ps = book.pre_paid[book.pays.count_le(keys[row_loan] * DAYS + ps)] - book.pre_paid[p0][row_loan]
-    late = (ps <= d) & (rate[row_loan] > 0) & (paid_by_ps < book.pre_owed[rows + 1] - book.pre_owed[s][row_loan])
-    start = np.minimum.reduceat(np.where(late, ps, d + 1), row0)  # replayed loans all have instalments
+    started = np.flatnonzero((ps <= d) & (rate[row_loan] > 0))  # only these rows can carry penalty by D
+    on, by = rows[started], row_loan[started]
+    paid_by_ps = book.pre_paid[book.pays.count_le(keys[by] * DAYS + ps[started])] - book.pre_paid[p0][by]
+    departs = np.full(rows.size, d + 1, dtype=np.int64)
+    departs[started] = np.where(paid_by_ps < book.pre_owed[on + 1] - book.pre_owed[s][by], ps[started], d + 1)
+    start = np.minimum.reduceat(departs, row0)  # replayed loans all have instalments
 
     first_replayed = book.pays.count_le(keys * DAYS + start - 1)
     days, amounts, count = payment_days(book, first_replayed, p1)
@@ -251,8 +254,9 @@ def replay_oldest_first(
     accrue(np.arange(n), np.full(n, d))
 
     # Untouched instalments' penalty through D (full principal from their first penalty day), per row.
-    pen_rows = daily(book.scheduled("principal", rows), row_loan) * penalty_days(
-        conv, pauses, keys[row_loan], ps, np.full(rows.size, d)
+    pen_rows = np.zeros(rows.size, dtype=np.int64)
+    pen_rows[started] = daily(book.scheduled("principal", on), by) * penalty_days(
+        conv, pauses, keys[by], ps[started], np.full(started.size, d)
     )
     pen_pre = np.concatenate(([0], np.cumsum(pen_rows)))
 
