@@ -9,6 +9,7 @@ compared exactly with Int64 minor units per row, by the loan's currency.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
@@ -96,25 +97,25 @@ def _labels(raw: object) -> tuple[str, ...]:
 # Predicate families
 
 
-class Predicate:
+class Predicate(ABC):
     """Base of every predicate: `name` is the YAML key, `parse` builds one from the YAML value."""
 
     name: ClassVar[str]
     columns: ClassVar[tuple[str, ...]]  # the FACTS columns the predicate reads
 
     @classmethod
-    def parse(cls, raw: object) -> Predicate:
-        raise NotImplementedError
+    @abstractmethod
+    def parse(cls, raw: object) -> Predicate: ...
 
-    def expr(self) -> pl.Expr:
-        raise NotImplementedError
+    @abstractmethod
+    def expr(self) -> pl.Expr: ...
 
-    def describe(self) -> pl.Expr:
-        raise NotImplementedError
+    @abstractmethod
+    def describe(self) -> pl.Expr: ...
 
+    @abstractmethod
     def canonical(self) -> object:
         """The value as it goes into the strategy digest (JSON-ready, normalised)."""
-        raise NotImplementedError
 
     def __str__(self) -> str:
         return f"{self.name}: {self.canonical()}"
