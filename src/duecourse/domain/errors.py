@@ -4,6 +4,8 @@
     ├── ConventionError        a product convention is invalid (names the key)
     ├── BookFormatError        an input file cannot be used at all (names the file)
     ├── StrategyError          a strategy file is invalid (names file and key)
+    ├── RulebookError          a rule pack or calendar file is invalid (names file and key)
+    ├── ProposalError          a compliance proposal is invalid (names the field)
     ├── CycleError             the daily cycle refuses to run (e.g. an earlier day without --replay)
     ├── NotFoundError          an entity asked for by id does not exist
     └── AuditIntegrityError    the audit chain does not verify (names the first bad entry)
@@ -40,6 +42,21 @@ class StrategyError(DueCourseError):
         super().__init__(f"{path}: {key}: {reason}")
         self.path = path
         self.key = key
+        self.reason = reason
+
+
+class RulebookError(DueCourseError):
+    def __init__(self, path: str, key: str, reason: str) -> None:
+        super().__init__(f"{path}: {key}: {reason}")
+        self.path = path
+        self.key = key
+        self.reason = reason
+
+
+class ProposalError(DueCourseError):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
         self.reason = reason
 
 

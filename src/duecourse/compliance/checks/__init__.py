@@ -1,0 +1,1 @@
+"""Obligation checks, one module per kind; `registry.checks()` finds them."""
