@@ -12,7 +12,10 @@ from sqlalchemy import Engine
 from duecourse.adapters.crypto import FieldCipher
 from duecourse.adapters.db import migrate
 from duecourse.adapters.db.engine import make_engine
+from duecourse.compliance.calendar import HolidayCalendar
+from duecourse.compliance.checks.base import CheckContext
 from duecourse.compliance.port import CompliancePort, NoComplianceEngine
+from duecourse.compliance.rulebook import Rulebook, load_rulebook
 from duecourse.settings import Settings
 from duecourse.strategy.loader import load_strategy
 from duecourse.strategy.model import Strategy
@@ -42,6 +45,14 @@ class Container:
     @cached_property
     def strategy(self) -> Strategy:
         return load_strategy(self.settings.strategy_path)
+
+    @cached_property
+    def rulebook(self) -> Rulebook:
+        return load_rulebook(self.settings.rules_path)
+
+    @cached_property
+    def check_context(self) -> CheckContext:
+        return CheckContext(calendar=HolidayCalendar.load(self.settings.rules_path / "calendars"))
 
     @cached_property
     def compliance(self) -> CompliancePort:

@@ -14,6 +14,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from duecourse import bootstrap
+from duecourse.cli_compliance import compliance_app, rules_app
 from duecourse.domain.errors import BookFormatError, DueCourseError
 from duecourse.domain.money import format_money
 
@@ -28,6 +29,8 @@ app.add_typer(loan_app, name="loan")
 app.add_typer(cycle_app, name="cycle")
 app.add_typer(report_app, name="report")
 app.add_typer(audit_app, name="audit")
+app.add_typer(rules_app, name="rules")
+app.add_typer(compliance_app, name="compliance")
 
 console = Console()
 err = Console(stderr=True)

@@ -13,6 +13,7 @@ class Settings:
     data_dir: Path  # where the SQLite file, the data key, rejects and exports live by default
     data_key_path: Path
     strategy_path: Path
+    rules_path: Path  # the rule packs (rules/README.md)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -24,4 +25,5 @@ class Settings:
             data_dir=data_dir,
             data_key_path=Path(env.get("DUECOURSE_DATA_KEY_FILE", str(data_dir / "data.key"))),
             strategy_path=Path(env.get("DUECOURSE_STRATEGY", "strategies/default.yaml")),
+            rules_path=Path(env.get("DUECOURSE_RULES", "rules")),
         )

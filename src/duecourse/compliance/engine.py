@@ -24,7 +24,7 @@ from typing import Final, Literal
 import polars as pl
 
 from duecourse.compliance.checks.base import FINDINGS, CheckContext, Finding
-from duecourse.compliance.facts import Proposal
+from duecourse.compliance.facts import UTC_TIME, Proposal
 from duecourse.compliance.rulebook import Citation, Rule, Rulebook, Version
 
 Decision = Literal["allow", "block"]
@@ -33,7 +33,7 @@ NO_PACK: Final = "ENGINE.NO_PACK"
 NO_RULE: Final = "ENGINE.NO_APPLICABLE_RULE"
 CONFLICT: Final = "ENGINE.CONFLICT"
 RESCHEDULE_STEP: Final = timedelta(minutes=15)
-RESCHEDULE_HORIZON: Final = timedelta(days=14)
+STEPS: Final = 14 * 96  # two weeks of 15-minute steps
 
 
 @dataclass(frozen=True)
@@ -121,23 +121,24 @@ def _only_time(outcomes: Iterable[RuleOutcome]) -> bool:
     return all(o.rule is not None and o.rule.check.time_only for o in outcomes if o.blocks)
 
 
+def _rule_outcome(rule: Rule, p: Proposal, ctx: CheckContext) -> RuleOutcome:
+    day = p.moment.date()
+    why_not = _in_scope(rule, p)
+    version = rule.version_on(day)
+    if why_not is None and (version is None or version.params is None):
+        why_not = f"not in force on {day.isoformat()}"
+    if why_not is not None:
+        return RuleOutcome(rule.id, "not_applicable", why_not, rule, version)
+    assert version is not None and version.params is not None
+    finding: Finding = rule.check.one(p, version.params, ctx)
+    return RuleOutcome(rule.id, finding.verdict, finding.facts, rule, version)
+
+
 def _evaluate(book: Rulebook, p: Proposal, ctx: CheckContext) -> list[RuleOutcome]:
     country = p.jurisdiction.country
     if not book.has_country(country):
         return [RuleOutcome(NO_PACK, "no_rule", f"no rule pack for jurisdiction {country!r}: cannot decide")]
-    day = p.moment.date()
-    outcomes: list[RuleOutcome] = []
-    for rule in book.for_country(country):
-        why_not = _in_scope(rule, p)
-        version = rule.version_on(day)
-        if why_not is None and (version is None or version.params is None):
-            why_not = f"not in force on {day.isoformat()}"
-        if why_not is not None:
-            outcomes.append(RuleOutcome(rule.id, "not_applicable", why_not, rule, version))
-            continue
-        assert version is not None and version.params is not None
-        finding: Finding = rule.check.one(p, version.params, ctx)
-        outcomes.append(RuleOutcome(rule.id, finding.verdict, finding.facts, rule, version))
+    outcomes = [_rule_outcome(rule, p, ctx) for rule in book.for_country(country)]
     applied = [o for o in outcomes if o.verdict != "not_applicable" and o.rule is not None]
     if not any(o.rule is not None and o.rule.kind != "house_policy" for o in applied):
         outcomes.append(
@@ -168,17 +169,13 @@ def _conflicts(applied: Sequence[RuleOutcome]) -> list[RuleOutcome]:
 
 
 def _next_allowed(book: Rulebook, p: Proposal, ctx: CheckContext) -> datetime | None:
-    """The first later moment (15-minute steps, two weeks ahead) at which every rule allows `p`."""
-    start = p.moment
-    step = 1
-    while step * RESCHEDULE_STEP <= RESCHEDULE_HORIZON:
-        moved = p.model_copy(update={"moment": start + step * RESCHEDULE_STEP})
-        outcomes = _evaluate(book, moved, ctx)
-        if not any(o.blocks for o in outcomes):
-            return moved.moment
-        if not _only_time(outcomes):
-            return None
-        step += 1
+    """The first later moment the time-only rules allow (15-minute steps, two weeks ahead), if every rule
+    then allows the proposal; None when there is none or another rule would block it then."""
+    time_rules = [r for r in book.for_country(p.jurisdiction.country) if r.check.time_only]
+    for step in range(1, STEPS + 1):
+        moved = p.model_copy(update={"moment": p.moment + step * RESCHEDULE_STEP})
+        if not any(_rule_outcome(rule, moved, ctx).blocks for rule in time_rules):
+            return moved.moment if not any(o.blocks for o in _evaluate(book, moved, ctx)) else None
     return None
 
 
@@ -190,6 +187,18 @@ DECISIONS = pl.Schema(
         "decision": pl.String(),
         "violations": pl.List(pl.Struct({"rule": pl.String(), "verdict": pl.String(), "facts": pl.String()})),
         "time_only": pl.Boolean(),
+        "next_allowed_at": UTC_TIME,
+    }
+)
+
+
+APPLIED = pl.Schema(
+    {
+        "proposal_id": pl.String(),
+        "rule": pl.String(),
+        "obligation": pl.String(),
+        "rank": pl.Int32(),
+        "law": pl.Boolean(),
     }
 )
 
@@ -209,12 +218,23 @@ def _scope_mask(rule: Rule) -> pl.Expr:
     return mask
 
 
-def batch_findings(book: Rulebook, proposals: pl.DataFrame, history: pl.DataFrame, ctx: CheckContext) -> pl.DataFrame:
-    """Every blocking finding for a frame of proposals: proposal_id, rule, verdict, facts, time_only."""
+def batch_findings(
+    book: Rulebook,
+    proposals: pl.DataFrame,
+    history: pl.DataFrame,
+    ctx: CheckContext,
+    *,
+    only_time: bool = False,
+) -> pl.DataFrame:
+    """Every blocking finding for a frame of proposals: proposal_id, verdict, facts, rule, time_only.
+
+    `only_time` evaluates just the time-only rules, without the engine's own findings (for rescheduling).
+    """
     parts: list[pl.DataFrame] = []
-    applied_law = proposals.select("proposal_id").with_columns(law=pl.lit(False))
     applied_frames: list[pl.DataFrame] = []
     for rule in book.rules:
+        if only_time and not rule.check.time_only:
+            continue
         country_mask = pl.lit(True) if rule.country == "*" else pl.col("country") == rule.country
         base = country_mask & _scope_mask(rule)
         for v in rule.versions:
@@ -228,12 +248,13 @@ def batch_findings(book: Rulebook, proposals: pl.DataFrame, history: pl.DataFram
                 continue
             ids = subset.select("proposal_id")
             applied_frames.append(
-                ids.with_columns(rule=pl.lit(rule.id), obligation=pl.lit(rule.obligation), rank=pl.lit(rule.rank))
-            )
-            if rule.kind != "house_policy":
-                applied_law = applied_law.with_columns(
-                    law=pl.col("law") | pl.col("proposal_id").is_in(ids.get_column("proposal_id").implode())
+                ids.with_columns(
+                    rule=pl.lit(rule.id),
+                    obligation=pl.lit(rule.obligation),
+                    rank=pl.lit(rule.rank),
+                    law=pl.lit(rule.kind != "house_policy"),
                 )
+            )
             hist = history.join(ids, on="proposal_id", how="semi")
             found = rule.check.batch(subset, hist, v.params, ctx)
             if not found.is_empty():
@@ -250,9 +271,14 @@ def batch_findings(book: Rulebook, proposals: pl.DataFrame, history: pl.DataFram
         "time_only": pl.Boolean(),
     }
     found_all = pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=columns)
-    engine_findings = [_batch_no_pack(book, proposals), _batch_no_rule(proposals, applied_law)]
-    if applied_frames:
-        engine_findings.append(_batch_conflicts(pl.concat(applied_frames), found_all))
+    if only_time:
+        return found_all.select(list(columns))
+    applied = pl.concat(applied_frames) if applied_frames else pl.DataFrame(schema=APPLIED)
+    engine_findings = [
+        _batch_no_pack(book, proposals),
+        _batch_no_rule(book, proposals, applied),
+        _batch_conflicts(applied, found_all),
+    ]
     return pl.concat([found_all.select(list(columns)), *[f.select(list(columns)) for f in engine_findings]])
 
 
@@ -267,22 +293,26 @@ def _batch_no_pack(book: Rulebook, proposals: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _batch_no_rule(proposals: pl.DataFrame, applied_law: pl.DataFrame) -> pl.DataFrame:
-    # Only for proposals whose country has a pack (others already carry NO_PACK).
-    return proposals.join(applied_law.filter(~pl.col("law")), on="proposal_id", how="semi").select(
-        "proposal_id",
-        "country",
-        verdict=pl.lit("no_rule"),
-        facts=pl.format(
-            "no rule of law in the {} pack applies to a {} by a {} to the {} ({}): cannot decide",
+def _batch_no_rule(book: Rulebook, proposals: pl.DataFrame, applied: pl.DataFrame) -> pl.DataFrame:
+    known = [p.country for p in book.packs.values() if p.country != "*"]  # others carry NO_PACK
+    return (
+        proposals.filter(pl.col("country").is_in(known))
+        .join(applied.filter(pl.col("law")), on="proposal_id", how="anti")
+        .select(
+            "proposal_id",
             "country",
-            "channel",
-            "actor_kind",
-            "counterpart",
-            "purpose",
-        ),
-        rule=pl.lit(NO_RULE),
-        time_only=pl.lit(False),
+            verdict=pl.lit("no_rule"),
+            facts=pl.format(
+                "no rule of law in the {} pack applies to a {} by a {} to the {} ({}): cannot decide",
+                "country",
+                "channel",
+                "actor_kind",
+                "counterpart",
+                "purpose",
+            ),
+            rule=pl.lit(NO_RULE),
+            time_only=pl.lit(False),
+        )
     )
 
 
@@ -306,13 +336,16 @@ def _batch_conflicts(applied: pl.DataFrame, found: pl.DataFrame) -> pl.DataFrame
     )
 
 
-def decide_batch(book: Rulebook, proposals: pl.DataFrame, history: pl.DataFrame, ctx: CheckContext) -> pl.DataFrame:
-    """One row per proposal (schema `DECISIONS`): allow/block, its blocking findings, blocked only by time?"""
+def decide_batch(
+    book: Rulebook, proposals: pl.DataFrame, history: pl.DataFrame, ctx: CheckContext, *, reschedule: bool = True
+) -> pl.DataFrame:
+    """One row per proposal (schema `DECISIONS`): allow/block, its blocking findings, and for a proposal
+    blocked only by time-only rules the next moment every rule allows (as `decide` finds it)."""
     found = batch_findings(book, proposals, history, ctx)
     grouped = found.group_by("proposal_id").agg(
         violations=pl.struct("rule", "verdict", "facts"), time_only=pl.col("time_only").all()
     )
-    return (
+    decided = (
         proposals.select("proposal_id")
         .join(grouped, on="proposal_id", how="left", maintain_order="left")
         .with_columns(
@@ -320,5 +353,54 @@ def decide_batch(book: Rulebook, proposals: pl.DataFrame, history: pl.DataFrame,
             violations=pl.col("violations").fill_null([]),
             time_only=pl.col("time_only").fill_null(False),
         )
-        .select(DECISIONS.names())
     )
+    waiting = proposals.join(decided.filter(pl.col("time_only")), on="proposal_id", how="semi")
+    next_at = (
+        _next_allowed_batch(book, waiting, history, ctx)
+        if reschedule and not waiting.is_empty()
+        else pl.DataFrame(schema={"proposal_id": pl.String(), "next_allowed_at": UTC_TIME})
+    )
+    return decided.join(next_at, on="proposal_id", how="left", maintain_order="left").select(DECISIONS.names())
+
+
+def _shifted(proposals: pl.DataFrame, steps: pl.Expr) -> pl.DataFrame:
+    """`proposals` with their moment moved by `steps` 15-minute steps (local date recomputed)."""
+    moment = pl.col("moment_utc") + pl.duration(minutes=steps * 15)
+    return proposals.with_columns(
+        moment_utc=moment,
+        moment_local_date=(moment + pl.duration(minutes=pl.col("moment_offset_minutes"))).dt.date(),
+    )
+
+
+def _next_allowed_batch(
+    book: Rulebook, waiting: pl.DataFrame, history: pl.DataFrame, ctx: CheckContext
+) -> pl.DataFrame:
+    """Set-based `_next_allowed`: a day of 15-minute candidates at a time for the proposals still waiting."""
+    done: list[pl.DataFrame] = []
+    remaining = waiting
+    for day in range(STEPS // 96):
+        if remaining.is_empty():
+            break
+        offsets = pl.DataFrame({"step": pl.int_range(day * 96 + 1, (day + 1) * 96 + 1, eager=True)})
+        candidates = _shifted(remaining.join(offsets, how="cross"), pl.col("step")).with_columns(
+            original_id=pl.col("proposal_id"),
+            proposal_id=pl.col("proposal_id") + pl.lit("@") + pl.col("step").cast(pl.String()),
+        )
+        blocked = batch_findings(book, candidates.drop("original_id", "step"), history.head(0), ctx, only_time=True)
+        first = (
+            candidates.join(blocked, on="proposal_id", how="anti")
+            .group_by("original_id")
+            .agg(pl.col("step").min())
+            .rename({"original_id": "proposal_id"})
+        )
+        if first.is_empty():
+            continue
+        moved = _shifted(remaining.join(first, on="proposal_id"), pl.col("step"))
+        full = batch_findings(book, moved.drop("step"), history, ctx)
+        done.append(
+            moved.join(full, on="proposal_id", how="anti").select("proposal_id", next_allowed_at=pl.col("moment_utc"))
+        )
+        remaining = remaining.join(first, on="proposal_id", how="anti")
+    if not done:
+        return pl.DataFrame(schema={"proposal_id": pl.String(), "next_allowed_at": UTC_TIME})
+    return pl.concat(done)

@@ -191,6 +191,7 @@ PROPOSALS = pl.Schema(
         "region": pl.String(),
         "moment_utc": UTC_TIME,
         "moment_local_date": pl.Date(),  # the moment's date at its own UTC offset: picks the rule version in force
+        "moment_offset_minutes": pl.Int16(),  # the moment's own UTC offset
         "actor_kind": pl.String(),
         "actor_name": pl.String(),
         "channel": pl.String(),
@@ -267,6 +268,12 @@ def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(UTC)
 
 
+def _offset_minutes(moment: datetime) -> int:
+    offset = moment.utcoffset()
+    assert offset is not None  # AwareDatetime
+    return int(offset.total_seconds() // 60)
+
+
 def _minute(value: time) -> int:
     return value.hour * 60 + value.minute
 
@@ -285,6 +292,7 @@ def proposal_row(p: Proposal) -> dict[str, object]:
         "region": p.jurisdiction.region,
         "moment_utc": p.moment_utc,
         "moment_local_date": p.moment.date(),
+        "moment_offset_minutes": _offset_minutes(p.moment),
         "actor_kind": p.actor.kind,
         "actor_name": p.actor.name,
         "channel": p.channel,

@@ -20,7 +20,9 @@ def checks() -> dict[str, Check]:
             continue
         module = importlib.import_module(f"{package.__name__}.{info.name}")
         for _, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, Check) and cls.__module__ == module.__name__ and not inspect.isabstract(cls):
+            # A check is a concrete class that names its kind; shared helper bases do not.
+            concrete = not inspect.isabstract(cls) and "kind" in vars(cls)
+            if issubclass(cls, Check) and cls.__module__ == module.__name__ and concrete:
                 if cls.kind in found:
                     raise RuntimeError(f"two checks claim kind {cls.kind!r}")
                 found[cls.kind] = cls()
