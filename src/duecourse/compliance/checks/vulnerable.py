@@ -1,0 +1,88 @@
+"""Vulnerable debtors (elderly, disabled, seriously ill): contact only once a supervisor has approved it."""
+
+from __future__ import annotations
+
+import polars as pl
+from pydantic import Field
+
+from duecourse.compliance.checks.base import Check, CheckContext, Finding, Params, findings
+from duecourse.compliance.facts import Flag, Proposal, age_on
+
+
+class VulnerableParams(Params):
+    elderly_age: int = Field(ge=0, le=150, description="Age in whole years from which a debtor counts as elderly")
+    flags: tuple[Flag, ...] = Field(min_length=1, description="Debtor flags that make a debtor vulnerable")
+
+
+class VulnerableDebtor(Check):
+    """A vulnerable debtor may be contacted only with `debtor.vulnerability_approved`; an unknown age blocks."""
+
+    kind = "vulnerable_debtor"
+    params = VulnerableParams
+
+    def one(self, proposal: Proposal, params: VulnerableParams, ctx: CheckContext) -> Finding:
+        debtor = proposal.debtor
+        if debtor.vulnerability_approved:
+            return Finding("pass", "a supervisor approved contact with this debtor")
+        flagged = [f for f in debtor.flags if f in params.flags]
+        if flagged:
+            return Finding("violation", _flagged(", ".join(flagged)))
+        day = proposal.moment.date()
+        age = age_on(proposal, day)
+        if age is None:
+            return Finding("missing_facts", "the debtor's age is unknown (no birth date or age)")
+        if age >= params.elderly_age:
+            return Finding("violation", _elderly(age, day.isoformat(), params.elderly_age))
+        return Finding("pass", f"the debtor is {age} on {day.isoformat()} and not flagged as vulnerable")
+
+    def batch(
+        self, proposals: pl.DataFrame, history: pl.DataFrame, params: VulnerableParams, ctx: CheckContext
+    ) -> pl.DataFrame:
+        day, born = pl.col("moment_local_date"), pl.col("debtor_birth_date")
+        before_birthday = (day.dt.month() * 100 + day.dt.day()) < (born.dt.month() * 100 + born.dt.day())
+        age = pl.coalesce(
+            day.dt.year().cast(pl.Int32) - born.dt.year().cast(pl.Int32) - before_birthday.cast(pl.Int32),
+            pl.col("debtor_age").cast(pl.Int32),
+        )
+        flags = pl.col("debtor_flags")
+        flagged = flags.list.eval(pl.element().filter(pl.element().is_in(list(params.flags))))
+        blocked = proposals.filter(~pl.col("debtor_vulnerability_approved").fill_null(False)).with_columns(
+            flagged=flagged, age=age
+        )
+        is_flagged = pl.col("flagged").list.len() > 0
+        return findings(
+            blocked.select(
+                "proposal_id",
+                verdict=pl.when(is_flagged)
+                .then(pl.lit("violation"))
+                .when(pl.col("age").is_null())
+                .then(pl.lit("missing_facts"))
+                .when(pl.col("age") >= params.elderly_age)
+                .then(pl.lit("violation"))
+                .otherwise(pl.lit("pass")),
+                facts=pl.when(is_flagged)
+                .then(
+                    pl.format(
+                        "the debtor is flagged {} and no supervisor approved contact", pl.col("flagged").list.join(", ")
+                    )
+                )
+                .when(pl.col("age").is_null())
+                .then(pl.lit("the debtor's age is unknown (no birth date or age)"))
+                .otherwise(
+                    pl.format(
+                        "the debtor is {} on {}, at least {}, and no supervisor approved contact",
+                        pl.col("age"),
+                        day.dt.to_string("%Y-%m-%d"),
+                        pl.lit(params.elderly_age),
+                    )
+                ),
+            )
+        )
+
+
+def _flagged(flags: str) -> str:
+    return f"the debtor is flagged {flags} and no supervisor approved contact"
+
+
+def _elderly(age: int, day: str, elderly_age: int) -> str:
+    return f"the debtor is {age} on {day}, at least {elderly_age}, and no supervisor approved contact"
