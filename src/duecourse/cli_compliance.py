@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from duecourse import bootstrap
+from duecourse.compliance.engine import decide
 from duecourse.compliance.facts import Proposal, proposal_json_schema
 from duecourse.compliance.rulebook import Rulebook, load_rulebook
 from duecourse.domain.errors import RulebookError
@@ -154,7 +155,10 @@ def compliance_check(
     text = sys.stdin.read() if source == "-" else _read(source)
     parsed = parse_json_lines(text.splitlines()) if batch else [parse_json(text)]
     valid = [p for p in parsed if isinstance(p, Proposal)]
-    decided = iter(decide_many(book, valid, c.check_context)) if valid else iter(())
+    if batch:  # the vectorised path
+        decided = iter(decide_many(book, valid, c.check_context)) if valid else iter(())
+    else:  # the live path: one proposal, with the number of rules applied
+        decided = iter([decide(book, p, c.check_context).to_json() for p in valid])
     out: list[dict[str, Any]] = []
     for item in parsed:
         out.append(item.to_json() if isinstance(item, InvalidInput) else next(decided))
@@ -170,8 +174,6 @@ def compliance_check(
 @compliance_app.command("explain")
 def compliance_explain(source: InputFile = "-", as_json: JsonOut = False) -> None:
     """Every rule evaluated for one proposal, and why it passed, did not apply, or blocked."""
-    from duecourse.compliance.engine import decide
-
     c = bootstrap.build()
     book = _book()
     parsed = parse_json(sys.stdin.read() if source == "-" else _read(source))

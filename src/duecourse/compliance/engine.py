@@ -43,6 +43,7 @@ class RuleOutcome:
     facts: str
     rule: Rule | None = None
     version: Version | None = None
+    applies: bool = False  # the rule is in scope and in force (whatever its check then found)
 
     @property
     def blocks(self) -> bool:
@@ -110,7 +111,7 @@ def decide(book: Rulebook, p: Proposal, ctx: CheckContext, *, reschedule: bool =
     """The decision for one proposal, with every rule's outcome."""
     outcomes = _evaluate(book, p, ctx)
     decision: Decision = "block" if any(o.blocks for o in outcomes) else "allow"
-    applied = sum(1 for o in outcomes if o.rule is not None and o.verdict != "not_applicable")
+    applied = sum(1 for o in outcomes if o.applies)
     next_at = None
     if decision == "block" and reschedule and _only_time(outcomes):
         next_at = _next_allowed(book, p, ctx)
@@ -131,7 +132,7 @@ def _rule_outcome(rule: Rule, p: Proposal, ctx: CheckContext) -> RuleOutcome:
         return RuleOutcome(rule.id, "not_applicable", why_not, rule, version)
     assert version is not None and version.params is not None
     finding: Finding = rule.check.one(p, version.params, ctx)
-    return RuleOutcome(rule.id, finding.verdict, finding.facts, rule, version)
+    return RuleOutcome(rule.id, finding.verdict, finding.facts, rule, version, applies=True)
 
 
 def _evaluate(book: Rulebook, p: Proposal, ctx: CheckContext) -> list[RuleOutcome]:
@@ -139,7 +140,7 @@ def _evaluate(book: Rulebook, p: Proposal, ctx: CheckContext) -> list[RuleOutcom
     if not book.has_country(country):
         return [RuleOutcome(NO_PACK, "no_rule", f"no rule pack for jurisdiction {country!r}: cannot decide")]
     outcomes = [_rule_outcome(rule, p, ctx) for rule in book.for_country(country)]
-    applied = [o for o in outcomes if o.verdict != "not_applicable" and o.rule is not None]
+    applied = [o for o in outcomes if o.applies]
     if not any(o.rule is not None and o.rule.kind != "house_policy" for o in applied):
         outcomes.append(
             RuleOutcome(

@@ -91,6 +91,7 @@ def decide_many(book: Rulebook, proposals: Sequence[Proposal], ctx: CheckContext
                 "proposal_id": row["proposal_id"],
                 "decision": row["decision"],
                 "rulebook_version": book.version,
+                "next_allowed_at": None if row["next_allowed_at"] is None else row["next_allowed_at"].isoformat(),
                 "violations": [
                     violation_json(book, v["rule"], v["verdict"], v["facts"], day) for v in row["violations"]
                 ],
