@@ -1,0 +1,276 @@
+"""Caps on how often a person may be contacted, counted from the contact history over windows of local days.
+
+One check kind, `contact_cap`, applies every numeric frequency rule; the rule's values say what counts:
+
+- which history events: channels, outcomes (Reg F 1006.14(b)(3)(ii): a busy signal or a number not in
+  service does not count, rang-unanswered and voicemail do), and who initiated them (a consumer-initiated
+  call does not count toward the Reg F 7-call prong but its conversation starts the 7-day window);
+- the counting unit (`per`): the same counterpart (person), the same number or address, the same debt
+  (an event about several debts counts for each of them), the same actor by name; a unit left out is
+  combined (the CN caps add up the lender and all its agencies);
+- the window: `days` consecutive local days ending with the proposal's own day (Reg F "seven consecutive
+  days"; `days: 1` is the calendar day, CN "每日"), or every earlier day (`days: null`);
+- `cap`: the most counted contacts the window may already hold; one more is refused (the 8th Reg F call in
+  7 days, the 4th connected CN call in a day); `cap: 1` on conversations is the Reg F post-conversation
+  window (a conversation on day 1 bars calls through day 7);
+- `consent_days`: Reg F 1006.14(b)(3)(i) — calls within that many days of the person's direct prior
+  consent (day of receipt = day 1) are excluded from the count.
+
+Days are the debtor's local calendar days in the *first* of `debtor.time_zones` (the principal location):
+a count needs one calendar, and contact *hours* — where every candidate zone matters — are another check's
+business. An unknown zone blocks as missing facts. Unknowns in history are counted against the collector:
+an event with no number counts for every number, one with no debts listed counts for every debt.
+The proposal's history is taken to be the records of this lender and the agencies working for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from pydantic import Field
+
+from duecourse.compliance.checks.base import Check, CheckContext, Finding, Params, findings
+from duecourse.compliance.facts import UTC_TIME, Channel, HistoryEvent, Initiator, Outcome, Proposal
+
+Unit = Literal["counterpart", "address", "debt", "actor"]
+NO_ZONE = "the debtor's time zone is unknown, so the days of the count cannot be placed"
+
+
+# --- local days -------------------------------------------------------------------------------------
+
+
+def debtor_zone(p: Proposal) -> ZoneInfo | None:
+    """The debtor's first (principal) time zone, in which days are counted."""
+    return ZoneInfo(p.debtor.time_zones[0]) if p.debtor.time_zones else None
+
+
+def local_day(at: datetime, zone: ZoneInfo) -> date:
+    return at.astimezone(zone).date()
+
+
+def day_start(day: date, zone: ZoneInfo) -> datetime:
+    """The first instant of local `day` in UTC (a skipped midnight: the day starts at the transition)."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def with_days(frame: pl.DataFrame, starts: Mapping[str, int]) -> pl.DataFrame:
+    """`frame` (`debtor_time_zones`, `moment_utc`) with `zone`, `day` — the moment's local date in the debtor's
+    first time zone — and, for each `name: n` of `starts`, column `name`: the UTC instant local day `day + n`
+    starts. Day starts come from zoneinfo for the few days the frame spans, so both paths share one calendar."""
+    frame = frame.with_columns(zone=pl.col("debtor_time_zones").list.first())
+    spans = (
+        frame.filter(pl.col("zone").is_not_null())
+        .group_by("zone")
+        .agg(lo=pl.col("moment_utc").min(), hi=pl.col("moment_utc").max())
+    )
+    shifts = [0, *starts.values()]
+    day = pl.lit(None, pl.Date)
+    columns = {name: pl.lit(None, UTC_TIME) for name in starts}
+    for zone_name, lo, hi in spans.iter_rows():  # one pass per distinct time zone: a handful
+        zone = ZoneInfo(zone_name)
+        first = local_day(lo, zone) + timedelta(days=min(shifts) - 1)
+        days = [first + timedelta(days=i) for i in range((local_day(hi, zone) - first).days + max(shifts) + 2)]
+        bounds = pl.Series([day_start(d, zone) for d in days], dtype=UTC_TIME)
+        # Last day start at or before the moment; clipped because rows of other zones are computed too.
+        index = (pl.lit(bounds).search_sorted(pl.col("moment_utc"), side="right").cast(pl.Int64) - 1).clip(
+            0, len(days) - 1
+        )
+        mine = pl.col("zone") == zone_name
+        day = pl.when(mine).then(pl.lit(pl.Series(days, dtype=pl.Date)).gather(index)).otherwise(day)
+        for name, n in starts.items():
+            start = pl.lit(bounds).gather((index + n).clip(0, len(days) - 1))
+            columns[name] = pl.when(mine).then(start).otherwise(columns[name])
+    return frame.with_columns(day=day, **columns)
+
+
+def on_history(history: pl.DataFrame, proposals: pl.DataFrame) -> pl.DataFrame:
+    """History rows with the columns of their proposal (`proposals` keyed by `proposal_id`, its other columns
+    named apart from history's); rows whose proposal is absent are dropped.
+
+    The daily cycle and `to_frames` write a proposal's events together, so the join runs on the runs of
+    equal proposal_id — about one row per proposal — and is gathered back onto the events: the cost of
+    joining the proposals, not every event. Any order gives the same rows, only more slowly.
+    """
+    run = history.get_column("proposal_id").rle_id()
+    heads = history.select(pl.col("proposal_id").rle().struct.field("value").alias("proposal_id"))
+    joined = heads.join(
+        proposals.with_columns(_found=pl.lit(True)), on="proposal_id", how="left", maintain_order="left"
+    ).drop("proposal_id")
+    return pl.concat([history, joined[run]], how="horizontal").filter(pl.col("_found")).drop("_found")
+
+
+# --- the check ----------------------------------------------------------------------------------------
+
+
+class CapParams(Params):
+    what: str = Field(min_length=1, description="What is counted, for the facts sentence, e.g. 'connected calls'")
+    cap: int = Field(ge=1, description="The most counted contacts the window may already hold")
+    days: int | None = Field(ge=1, description="Consecutive local days ending with the proposal's; null: all")
+    channels: tuple[Channel, ...] = Field(min_length=1)
+    outcomes: tuple[Outcome, ...] = Field(min_length=1)
+    initiated_by: tuple[Initiator, ...] = Field(min_length=1)
+    per: tuple[Unit, ...] = ()
+    consent_days: int | None = Field(default=None, ge=1, description="Days a direct prior consent excludes calls")
+
+
+class ContactCap(Check):
+    kind = "contact_cap"
+    params = CapParams
+
+    def one(self, proposal: Proposal, params: CapParams, ctx: CheckContext) -> Finding:
+        p = proposal
+        zone = debtor_zone(p)
+        if zone is None:
+            return Finding(
+                "missing_facts", "the debtor's time zone is unknown, so the days of the count cannot be placed"
+            )
+        if "address" in params.per and p.address is None:
+            return Finding("missing_facts", f"the {p.channel} names no number or address to count {params.what} on")
+        day = local_day(p.moment, zone)
+        consent = p.debtor.consent_to_call_at
+        if params.consent_days is not None and consent is not None and consent <= p.moment:
+            given = local_day(consent, zone)
+            if given > day - timedelta(days=params.consent_days):
+                last = given + timedelta(days=params.consent_days - 1)
+                return Finding("pass", f"direct prior consent given on {given} excludes calls through {last}")
+        first = None if params.days is None else day - timedelta(days=params.days - 1)
+        n = sum(1 for e in p.history if _counts(e, p, params, zone, first, day))
+        text = _sentence(p, params, str(zone), day, n)
+        if n >= params.cap:
+            return Finding("violation", text)
+        return Finding("pass", text)
+
+    def batch(
+        self, proposals: pl.DataFrame, history: pl.DataFrame, params: CapParams, ctx: CheckContext
+    ) -> pl.DataFrame:
+        starts = {"_end": 1}
+        if params.days is not None:
+            starts["_first"] = 1 - params.days
+        if params.consent_days is not None:
+            starts["_consent"] = 1 - params.consent_days
+        frame = with_days(
+            proposals.select(
+                "proposal_id",
+                "moment_utc",
+                "debtor_time_zones",
+                "debtor_consent_to_call_at",
+                "channel",
+                "counterpart",
+                "address",
+                "debt_id",
+                "actor_name",
+            ),
+            starts,
+        )
+        no_address = pl.lit("address" in params.per) & pl.col("address").is_null()
+        missing = frame.filter(pl.col("zone").is_null() | no_address).select(
+            "proposal_id",
+            verdict=pl.lit("missing_facts"),
+            facts=pl.when(pl.col("zone").is_null())
+            .then(pl.lit(NO_ZONE))
+            .otherwise(pl.format(f"the {{}} names no number or address to count {params.what} on", "channel")),
+        )
+        frame = frame.filter(pl.col("zone").is_not_null() & ~no_address)
+        if params.consent_days is not None:
+            consent = pl.col("debtor_consent_to_call_at")
+            excluded = (consent <= pl.col("moment_utc")) & (consent >= pl.col("_consent"))
+            frame = frame.filter(~excluded.fill_null(False))
+        counts = _count(frame, history, params)
+        over = frame.join(counts.filter(pl.col("n") >= params.cap), on="proposal_id", how="inner")
+        violations = over.select("proposal_id", verdict=pl.lit("violation"), facts=_sentence_expr(params))
+        return findings(pl.concat([missing, violations]))
+
+
+def _counts(e: HistoryEvent, p: Proposal, params: CapParams, zone: ZoneInfo, first: date | None, day: date) -> bool:
+    if e.channel not in params.channels or e.outcome not in params.outcomes:
+        return False
+    if e.initiated_by not in params.initiated_by:
+        return False
+    on = local_day(e.at, zone)
+    if on > day or (first is not None and on < first):
+        return False
+    same = {
+        "counterpart": e.counterpart == p.counterpart,
+        "address": e.address is None or e.address == p.address,
+        "debt": not e.debts or p.debt.id in e.debts,
+        "actor": e.actor.name == p.actor.name,
+    }
+    return all(same[unit] for unit in params.per)
+
+
+def _count(frame: pl.DataFrame, history: pl.DataFrame, params: CapParams) -> pl.DataFrame:
+    """proposal_id, n: the counted events in each proposal's window (proposals with none are absent)."""
+    if frame.is_empty():
+        return pl.DataFrame(schema={"proposal_id": pl.String, "n": pl.UInt32})
+    at = pl.col("at")
+    kept = (
+        pl.col("channel").is_in(params.channels)
+        & pl.col("outcome").is_in(params.outcomes)
+        & pl.col("initiated_by").is_in(params.initiated_by)
+        & (at < frame.get_column("_end").max())
+    )
+    if params.days is not None:
+        kept = kept & (at >= frame.get_column("_first").min())
+    events = history.select("proposal_id", "at", "channel", "outcome", "initiated_by", *_unit_columns(params)).filter(
+        kept
+    )
+    columns = [pl.col("_end"), *([pl.col("_first")] if params.days is not None else [])]
+    columns += [pl.col(source).alias(f"_p_{unit}") for unit, source in _UNIT_SOURCE.items() if unit in params.per]
+    joined = on_history(events, frame.select("proposal_id", *columns))
+    inside = at < pl.col("_end")
+    if params.days is not None:
+        inside = inside & (at >= pl.col("_first"))
+    for unit in params.per:
+        inside = inside & _same(unit)
+    return joined.filter(inside).group_by("proposal_id").agg(n=pl.len())
+
+
+_UNIT_SOURCE = {"counterpart": "counterpart", "address": "address", "debt": "debt_id", "actor": "actor_name"}
+_UNIT_HISTORY = {"counterpart": "counterpart", "address": "address", "debt": "debts", "actor": "actor_name"}
+
+
+def _unit_columns(params: CapParams) -> list[str]:
+    return [_UNIT_HISTORY[unit] for unit in params.per]
+
+
+def _same(unit: Unit) -> pl.Expr:
+    mine = pl.col(f"_p_{unit}")
+    if unit == "address":
+        return pl.col("address").is_null() | (pl.col("address") == mine)
+    if unit == "debt":
+        return (pl.col("debts").list.len() == 0) | pl.col("debts").list.contains(mine)
+    return pl.col(_UNIT_HISTORY[unit]) == mine
+
+
+# --- the facts sentence, both paths ---------------------------------------------------------------
+
+
+def _span(params: CapParams) -> str:
+    if params.days is None:
+        return "up to {}"
+    if params.days == 1:
+        return "on {}"
+    return f"in the {params.days} days to {{}}"
+
+
+_UNIT_TEXT = {"counterpart": " with the {}", "address": " on {}", "debt": " about debt {}", "actor": " by {}"}
+
+
+def _sentence(p: Proposal, params: CapParams, zone: str, day: date, n: int) -> str:
+    values = {"counterpart": p.counterpart, "address": p.address, "debt": p.debt.id, "actor": p.actor.name}
+    units = "".join(_UNIT_TEXT[u].format(values[u]) for u in params.per)
+    head = f"{params.what}{units} {_span(params).format(day.isoformat())} ({zone})"
+    if n >= params.cap:
+        return f"{head} already number {n}, the cap is {params.cap}"
+    return f"{head} number {n}, under the cap of {params.cap}"
+
+
+def _sentence_expr(params: CapParams) -> pl.Expr:
+    """The violation sentence of `_sentence` for a frame with `n`, `day`, `zone` and the unit columns."""
+    template = params.what + "".join(_UNIT_TEXT[u] for u in params.per) + f" {_span(params)} ({{}})"
+    template += f" already number {{}}, the cap is {params.cap}"
+    return pl.format(template, *[_UNIT_SOURCE[u] for u in params.per], "day", "zone", "n")
