@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
@@ -77,6 +77,54 @@ def ledger_state(
             for column, values in summary.result().items():
                 state[column][mine] = values
     return _finish(book.loans, state, groups, pauses, d, as_of)
+
+
+def buckets_the_day_before(
+    today: pl.DataFrame,
+    loans: pl.DataFrame,
+    instalments: pl.DataFrame,
+    payments: pl.DataFrame,
+    holds: pl.DataFrame,
+    conventions: Mapping[str, ProductConventions],
+    as_of: date,
+) -> pl.DataFrame:
+    """(loan_key, bucket) as of the day before `as_of`: what `ledger_state` as of that day gives, from `today`.
+
+    `today` is `ledger_state(...)` as of `as_of` over the same events. A loan with no payment or reversal
+    valued on `as_of` had the same effective payments the day before, and they met the schedule the same way
+    (`as_of`'s penalty accrues after them), so the same instalments still had scheduled amounts left: its
+    oldest unpaid instalment the day before is today's, if that one fell due before the day before. Only the
+    days past due are recounted from it. Loans with such an event are recomputed in full as of the day before.
+    Loans that started on `as_of` did not exist the day before and are left out.
+    """
+    before = as_of - timedelta(days=1)
+    d = day_number(before)
+    groups, product_group = convention_groups(loans, conventions)
+    live = loans.filter(pl.col("start_date") <= before)
+    moved = payments.filter(pl.col("value_date") == as_of).get_column("loan_key").unique().implode()
+    quiet = (
+        today.select("loan_key", "oldest_unpaid_due_date")
+        .filter(~pl.col("loan_key").is_in(moved))
+        .join(live.select("loan_key", "borrower_key", "product"), on="loan_key", maintain_order="left")
+    )
+    oldest_day = quiet.get_column("oldest_unpaid_due_date").cast(pl.Int64).fill_null(NO_DAY).to_numpy()
+    oldest = np.where(oldest_day < d, oldest_day, NO_DAY)  # due before the day before, else nothing was past due
+    group = quiet.get_column("product").replace_strict(product_group, return_dtype=pl.Int32).to_numpy()
+    dpd, _ = _days_past_due(quiet.get_column("loan_key").to_numpy(), oldest, pause_intervals(holds, live, d), d)
+    recounted = pl.DataFrame({"loan_key": quiet.get_column("loan_key"), "bucket": _buckets(group, dpd, groups)})
+    changed = live.filter(pl.col("loan_key").is_in(moved))
+    if changed.is_empty():
+        return recounted
+    keys = changed.get_column("loan_key").implode()
+    recomputed = ledger_state(
+        changed,
+        instalments.filter(pl.col("loan_key").is_in(keys)),
+        payments.filter(pl.col("loan_key").is_in(keys)),
+        holds,
+        conventions,
+        before,
+    ).select("loan_key", "bucket")
+    return pl.concat([recounted, recomputed]).sort("loan_key")
 
 
 def effective_payments(payments: pl.DataFrame, as_of: date) -> pl.DataFrame:
@@ -136,22 +184,7 @@ def _finish(
 ) -> pl.DataFrame:
     """Add credit, paused days, days past due and bucket to the per-loan amounts; conform to LEDGER_STATE."""
     oldest = state["oldest_unpaid_due_date"]
-    owing = oldest < NO_DAY
-    paused = np.zeros(loans.height, dtype=np.int64)
-    if owing.any() and not pauses.is_empty():  # clock-paused days in (oldest unpaid due date, D]
-        keys = loans.get_column("loan_key").to_numpy()[owing]
-        paused[owing] = paused_days(keys, oldest[owing] + 1, np.full(keys.size, d), pauses)
-    dpd = np.where(owing, np.maximum(d - oldest - paused, 0), 0)
-    # Bucket: the product's range holding the days past due; within the grace days the first bucket.
-    group = loans.get_column("group").to_numpy()
-    labels: list[str] = []
-    code = np.zeros(loans.height, dtype=np.int64)
-    for g, conv in enumerate(groups):
-        mine = group == g
-        lows = np.array([b.min_dpd for b in conv.buckets])
-        which = np.searchsorted(lows, dpd[mine], side="right") - 1
-        code[mine] = len(labels) + np.where(dpd[mine] <= conv.grace_days, 0, which)
-        labels.extend(b.label for b in conv.buckets)
+    dpd, paused = _days_past_due(loans.get_column("loan_key").to_numpy(), oldest, pauses, d)
     paid = loans.get_column("paid_total").to_numpy()
     columns = {
         "loan_key": loans.get_column("loan_key"),
@@ -162,7 +195,7 @@ def _finish(
         "oldest_unpaid_due_date": _dates(oldest),
         "paused_days": paused,
         "days_past_due": dpd,
-        "bucket": pl.Series(labels, dtype=pl.String).gather(pl.Series(code)),
+        "bucket": _buckets(loans.get_column("group").to_numpy(), dpd, groups),
         "next_due_date": _dates(state["next_due_date"]),
     }
     return (
@@ -170,6 +203,30 @@ def _finish(
         .with_columns(as_of=pl.lit(as_of))
         .select([pl.col(c).cast(t) for c, t in f.LEDGER_STATE.items()])
     )
+
+
+def _days_past_due(
+    loan_key: np.ndarray, oldest: np.ndarray, pauses: pl.DataFrame, d: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Days past due on day `d` from the oldest unpaid due day (NO_DAY: none), less clock-paused days; and those."""
+    owing = oldest < NO_DAY
+    paused = np.zeros(loan_key.size, dtype=np.int64)
+    if owing.any() and not pauses.is_empty():  # clock-paused days in (oldest unpaid due date, d]
+        paused[owing] = paused_days(loan_key[owing], oldest[owing] + 1, np.full(int(owing.sum()), d), pauses)
+    return np.where(owing, np.maximum(d - oldest - paused, 0), 0), paused
+
+
+def _buckets(group: np.ndarray, dpd: np.ndarray, groups: list[ProductConventions]) -> pl.Series:
+    """Each loan's bucket: its product's range holding the days past due; within the grace days the first one."""
+    labels: list[str] = []
+    code = np.zeros(dpd.size, dtype=np.int64)
+    for g, conv in enumerate(groups):
+        mine = group == g
+        lows = np.array([b.min_dpd for b in conv.buckets])
+        which = np.searchsorted(lows, dpd[mine], side="right") - 1
+        code[mine] = len(labels) + np.where(dpd[mine] <= conv.grace_days, 0, which)
+        labels.extend(b.label for b in conv.buckets)
+    return pl.Series(labels, dtype=pl.String).gather(pl.Series(code))
 
 
 def _dates(days: np.ndarray) -> pl.Series:

@@ -24,7 +24,7 @@ from duecourse.audit import log as audit_log
 from duecourse.audit.chain import AuditRecord
 from duecourse.compliance.port import CompliancePort
 from duecourse.domain.errors import CycleError
-from duecourse.ledger.engine import ledger_state, transitions
+from duecourse.ledger.engine import buckets_the_day_before, ledger_state, transitions
 from duecourse.services.book_frames import BookFrames, load_book
 from duecourse.strategy.ladder import propose
 from duecourse.strategy.model import Strategy
@@ -154,7 +154,7 @@ def run_cycle(
 def _ledger_with_transitions(book: BookFrames, as_of: date) -> pl.DataFrame:
     args = (book.loans, book.instalments, book.payments, book.holds, book.conventions)
     today = ledger_state(*args, as_of)
-    yesterday = ledger_state(*args, as_of - timedelta(days=1))
+    yesterday = buckets_the_day_before(today, *args, as_of)
     return today.join(transitions(today, yesterday, book.conventions), on="loan_key", how="left")
 
 
