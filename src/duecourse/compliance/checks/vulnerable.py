@@ -39,9 +39,8 @@ class VulnerableDebtor(Check):
         self, proposals: pl.DataFrame, history: pl.DataFrame, params: VulnerableParams, ctx: CheckContext
     ) -> pl.DataFrame:
         day, born = pl.col("moment_local_date"), pl.col("debtor_birth_date")
-        before_birthday = (day.dt.month() * 100 + day.dt.day()) < (born.dt.month() * 100 + born.dt.day())
         age = pl.coalesce(
-            day.dt.year().cast(pl.Int32) - born.dt.year().cast(pl.Int32) - before_birthday.cast(pl.Int32),
+            _year(day) - _year(born) - (_month_day(day) < _month_day(born)).cast(pl.Int32),
             pl.col("debtor_age").cast(pl.Int32),
         )
         flags = pl.col("debtor_flags")
@@ -78,6 +77,15 @@ class VulnerableDebtor(Check):
                 ),
             )
         )
+
+
+def _year(day: pl.Expr) -> pl.Expr:
+    return day.dt.year().cast(pl.Int32)
+
+
+def _month_day(day: pl.Expr) -> pl.Expr:
+    """Month and day as one comparable number (Int32: polars' Int8 month would overflow at × 100)."""
+    return day.dt.month().cast(pl.Int32) * 100 + day.dt.day().cast(pl.Int32)
 
 
 def _flagged(flags: str) -> str:
