@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 
 from duecourse.adapters.crypto import FieldCipher
 from duecourse.adapters.db import tables as t
-from duecourse.audit.log import verify
+from duecourse.audit.log import entries, verify
 from duecourse.compliance.port import NoComplianceEngine
 from duecourse.domain.errors import CycleError
-from duecourse.services.cycle import run_cycle
+from duecourse.services.cycle import BATCH_CONTENT, content_digest, day_rows, run_cycle
 from duecourse.services.importer import import_book
 from duecourse.services.reports import roll_rates
 from duecourse.strategy import load_strategy
@@ -107,3 +108,28 @@ def test_cure_closes_the_case_and_roll_rates_read_the_snapshots(book: Engine, tm
     m = dict(zip(rr.buckets, rr.counts, strict=False))
     assert m["M1"][rr.buckets.index("current")] == 1 and m["M1"][rr.buckets.index("M1")] == 7
     assert m["current"][rr.buckets.index("current")] == 3
+
+
+def batch_entries(engine: Engine) -> list[dict]:  # type: ignore[type-arg]
+    with engine.connect() as conn:
+        return [{**e, "payload": json.loads(e["payload"])} for e in entries(conn) if e["action"] in BATCH_CONTENT]
+
+
+def test_one_audit_entry_per_batch_commits_to_the_days_rows(book: Engine, tmp_path: Path) -> None:
+    cycle(book, date(2026, 2, 20))
+    import_book(book, BOOK / "later", tmp_path / "rejects", FieldCipher.from_key_file(tmp_path / "key"), "test", NOW)
+    cycle(book, date(2026, 2, 21))
+    found = batch_entries(book)
+    assert sorted(e["action"] for e in found) == ["action.proposed", "case.closed", "case.opened"]
+    for e in found:
+        day = date.fromisoformat(e["entity_id"])
+        rows = day_rows(book, e["action"], day)
+        assert e["payload"]["day_rows"] == rows.height > 0
+        assert e["payload"]["sha256"] == content_digest(rows), f"{e['action']} of {day} does not match its rows"
+    opened = next(e for e in found if e["action"] == "case.opened")
+    assert opened["payload"]["new_rows"] == 8
+    # Editing one stored decision no longer matches the digest its audit entry committed to.
+    with book.begin() as conn:
+        conn.execute(update(t.proposed_action).where(t.proposed_action.c.as_of == date(2026, 2, 20)).values(arm="B"))
+    proposed = next(e for e in found if e["action"] == "action.proposed" and e["entity_id"] == "2026-02-20")
+    assert proposed["payload"]["sha256"] != content_digest(day_rows(book, "action.proposed", date(2026, 2, 20)))

@@ -8,6 +8,7 @@ when nothing is missing it writes nothing at all.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import time
 from collections.abc import Callable
@@ -141,7 +142,6 @@ def run_cycle(
             actor,
             replay,
             state,
-            book.loans.select("loan_key", "loan_id"),
             to_open,
             to_close,
             reviewed,
@@ -250,6 +250,81 @@ def _summarise(summary: CycleSummary, state: pl.DataFrame, reviewed: pl.DataFram
     summary.cases_closed = closed
 
 
+# What each batch audit entry commits to: the day's rows of a table, these columns in this order (ADR 0005).
+_TEXT, _INT, _DAY = pl.String(), pl.Int64(), pl.Date()
+BATCH_CONTENT: dict[str, tuple[str, str, pl.Schema]] = {
+    # action: (table, the column holding the day, the columns hashed; rows are sorted by all of them)
+    "case.opened": ("collection_case", "opened_on", pl.Schema({"loan_key": _INT, "opened_on": _DAY})),
+    "case.closed": (
+        "collection_case",
+        "closed_on",
+        pl.Schema({"case_key": _INT, "loan_key": _INT, "closed_on": _DAY, "close_reason": _TEXT}),
+    ),
+    "action.proposed": (
+        "proposed_action",
+        "as_of",
+        pl.Schema(
+            {
+                "idempotency_key": _TEXT,
+                "as_of": _DAY,
+                "loan_key": _INT,
+                "case_key": _INT,
+                "segment": _TEXT,
+                "ladder": _TEXT,
+                "step": _TEXT,
+                "action": _TEXT,
+                "channel": _TEXT,
+                "template": _TEXT,
+                "priority": _INT,
+                "arm": _TEXT,
+                "reason": _TEXT,
+                "compliance_status": _TEXT,
+                "compliance_reason": _TEXT,
+            }
+        ),
+    ),
+}
+
+
+def content_digest(rows: pl.DataFrame) -> str:
+    """SHA-256 of rows as CSV: a header, comma-separated, non-numeric values double-quoted, nulls empty, LF."""
+    return hashlib.sha256(rows.write_csv(quote_style="non_numeric").encode()).hexdigest()
+
+
+def day_rows(engine: Engine, action: str, as_of: date) -> pl.DataFrame:
+    """The committed rows a batch entry of `action` for `as_of` covers, in the order its digest hashes them."""
+    table, day, schema = BATCH_CONTENT[action]
+    sql = f"SELECT {', '.join(schema.names())} FROM {table} WHERE {day} = '{as_of.isoformat()}'"
+    return read_frame(engine, sql, schema).sort(schema.names(), nulls_last=True)
+
+
+def _batch(
+    engine: Engine, actor: str, action: str, as_of: date, reason: str, new: pl.DataFrame, payload: dict[str, Any]
+) -> AuditRecord:
+    """One audit entry for a batch of decisions: it commits to the day's rows after this run (ADR 0005).
+
+    Rows committed earlier for the same day (a day run again after a late import) are read back, so the
+    digest always covers the whole day as it stands once this transaction commits.
+    """
+    table, _, schema = BATCH_CONTENT[action]
+    rows = pl.concat([day_rows(engine, action, as_of), new.select([pl.col(c).cast(t) for c, t in schema.items()])])
+    return AuditRecord(
+        actor,
+        "cycle",
+        action,
+        table,
+        as_of.isoformat(),
+        reason,
+        {
+            "as_of": as_of.isoformat(),
+            "new_rows": new.height,
+            "day_rows": rows.height,
+            "sha256": content_digest(rows.sort(schema.names(), nulls_last=True)),
+            **payload,
+        },
+    )
+
+
 def _write_back(
     engine: Engine,
     summary: CycleSummary,
@@ -259,12 +334,15 @@ def _write_back(
     actor: str,
     replay: bool,
     state: pl.DataFrame,
-    loan_ids: pl.DataFrame,
     to_open: pl.DataFrame,
     to_close: pl.DataFrame,
     reviewed: pl.DataFrame,
 ) -> None:
-    """Everything the day decided, with its audit entries, in one transaction; only what is not there yet."""
+    """Everything the day decided, with its audit entries, in one transaction; only what is not there yet.
+
+    Each kind of decision (cases opened, cases closed, actions proposed) is one audit entry per run that
+    commits to a digest of the day's rows (ADR 0005), not one entry per row.
+    """
     records: list[AuditRecord] = []
     with engine.begin() as conn:
         ran_before = conn.execute(select(t.cycle_run.c.run_key).where(t.cycle_run.c.as_of == as_of).limit(1)).first()
@@ -284,21 +362,13 @@ def _write_back(
             summary.snapshots_new = write_frame(conn, t.delinquency_snapshot, snapshot, on_conflict_do_nothing=True)
 
         if to_open.height:
-            write_frame(conn, t.collection_case, to_open.select("loan_key", opened_on=pl.lit(as_of)))
-            for (loan_id,) in to_open.join(loan_ids, on="loan_key").select("loan_id").iter_rows():
-                records.append(
-                    AuditRecord(
-                        actor,
-                        "cycle",
-                        "case.opened",
-                        "loan",
-                        loan_id,
-                        "delinquent: left the current bucket",
-                        {"as_of": as_of.isoformat()},
-                    )
-                )
+            opened = to_open.select("loan_key", opened_on=pl.lit(as_of))
+            write_frame(conn, t.collection_case, opened)
+            records.append(
+                _batch(engine, actor, "case.opened", as_of, "delinquent: left the current bucket", opened, {})
+            )
         if to_close.height:
-            closing = to_close.join(loan_ids, on="loan_key")
+            closing = to_close.select("case_key", "loan_key", closed_on=pl.lit(as_of), close_reason="close_reason")
             conn.execute(
                 update(t.collection_case)
                 .where(t.collection_case.c.case_key == bindparam("ck"))
@@ -308,10 +378,12 @@ def _write_back(
                     for ck, cr in closing.select("case_key", "close_reason").iter_rows()
                 ],
             )
-            for loan_id, reason in closing.select("loan_id", "close_reason").iter_rows():
-                records.append(
-                    AuditRecord(actor, "cycle", "case.closed", "loan", loan_id, reason, {"as_of": as_of.isoformat()})
+            by_reason = dict(closing.group_by("close_reason").len().sort("close_reason").iter_rows())
+            records.append(
+                _batch(
+                    engine, actor, "case.closed", as_of, "back in the current bucket", closing, {"by_reason": by_reason}
                 )
+            )
 
         existing_keys = pl.DataFrame(
             {
@@ -334,42 +406,21 @@ def _write_back(
                 schema={"loan_key": pl.Int64, "case_key": pl.Int64},
                 orient="row",
             )
-            new = new.join(open_cases, on="loan_key", how="left")
-            summary.proposals_new = write_frame(
-                conn,
-                t.proposed_action,
-                new.select(
-                    "idempotency_key",
-                    "as_of",
-                    "loan_key",
-                    "case_key",
-                    "segment",
-                    "ladder",
-                    "step",
-                    "action",
-                    "channel",
-                    "template",
-                    "priority",
-                    "arm",
-                    "reason",
-                    "compliance_status",
-                    "compliance_reason",
-                ),
-            )
-            for key, loan_id, step, arm, reason, status in new.select(
-                "idempotency_key", "loan_id", "step", "arm", "reason", "compliance_status"
-            ).iter_rows():
-                records.append(
-                    AuditRecord(
-                        actor,
-                        "cycle",
-                        "action.proposed",
-                        "proposed_action",
-                        key,
-                        reason,
-                        {"loan_id": loan_id, "step": step, "arm": arm, "compliance": status},
-                    )
+            new = new.join(open_cases, on="loan_key", how="left").select(BATCH_CONTENT["action.proposed"][2].names())
+            summary.proposals_new = write_frame(conn, t.proposed_action, new)
+            by_step = dict(new.group_by("step").len().sort("step").iter_rows())
+            by_status = dict(new.group_by("compliance_status").len().sort("compliance_status").iter_rows())
+            records.append(
+                _batch(
+                    engine,
+                    actor,
+                    "action.proposed",
+                    as_of,
+                    f"treatment ladder {strategy.name}: each proposal carries its step, reason and arm",
+                    new,
+                    {"by_step": by_step, "compliance": by_status},
                 )
+            )
 
         summary.changed = bool(summary.snapshots_new or records)
         if summary.changed or ran_before is None:
