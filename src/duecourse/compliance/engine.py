@@ -233,6 +233,8 @@ def batch_findings(
     """
     parts: list[pl.DataFrame] = []
     applied_frames: list[pl.DataFrame] = []
+    known = [p.country for p in book.packs.values() if p.country != "*"]
+    decidable = proposals.filter(pl.col("country").is_in(known))  # the others are blocked for having no pack
     for rule in book.rules:
         if only_time and not rule.check.time_only:
             continue
@@ -244,7 +246,7 @@ def batch_findings(
             in_force = pl.col("moment_local_date") >= v.effective_from
             if v.effective_to is not None:
                 in_force = in_force & (pl.col("moment_local_date") < v.effective_to)
-            subset = proposals.filter(base & in_force)
+            subset = decidable.filter(base & in_force)
             if subset.is_empty():
                 continue
             ids = subset.select("proposal_id")

@@ -158,10 +158,20 @@ class Rulebook:
         raise KeyError(rule_id)
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML without implicit timestamps: dates stay text, so a bad date is reported with its key."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def _yaml(path: Path) -> Any:
     try:
         with path.open(encoding="utf-8") as f:
-            return yaml.safe_load(f)
+            return yaml.load(f, Loader=_Loader)
     except (OSError, yaml.YAMLError) as exc:
         raise RulebookError(str(path), "(file)", f"cannot read YAML: {exc}") from exc
 
