@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL
 
 # Rows converted at a time (CSV text for COPY, tuples for executemany): bounds memory on big frames.
 _CHUNK = 250_000
+_SQLITE_BUSY_MS = 60_000  # the same wait as make_engine's SQLite timeout
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S%.6f"  # SQLAlchemy's storage format for DateTime on SQLite (naive UTC)
 
 
@@ -44,6 +45,8 @@ def read_frame(engine: Engine, sql: str, schema: pl.Schema) -> pl.DataFrame:
     uri = adbc_uri(engine.url)
     if engine.dialect.name == "sqlite":
         with adbc_sqlite.connect(uri) as con, con.cursor() as cur:
+            # Readers side by side may briefly contend for the WAL index: wait as SQLAlchemy's connections do.
+            cur.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_MS}")
             cur.execute(f"SELECT * FROM ({sql}) LIMIT 0")
             _check_columns(schema, [d[0] for d in cur.description or ()])
             cur.execute(_sqlite_typed(sql, schema))
