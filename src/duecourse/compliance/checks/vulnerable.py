@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 from pydantic import Field
 
@@ -38,31 +40,45 @@ class VulnerableDebtor(Check):
     def batch(
         self, proposals: pl.DataFrame, history: pl.DataFrame, params: VulnerableParams, ctx: CheckContext
     ) -> pl.DataFrame:
-        day, born = pl.col("moment_local_date"), pl.col("debtor_birth_date")
-        age = pl.coalesce(
-            _year(day) - _year(born) - (_month_day(day) < _month_day(born)).cast(pl.Int32),
-            pl.col("debtor_age").cast(pl.Int32),
+        day, born, flags = pl.col("moment_local_date"), pl.col("debtor_birth_date"), pl.col("debtor_flags")
+        # Cheap tests on every row first (a date comparison against the latest birth date that makes a debtor
+        # elderly on each distinct day); ages and sentences only for the rows that block.
+        days = proposals.get_column("moment_local_date").unique()
+        born_by = pl.LazyFrame(
+            {"moment_local_date": days, "born_by": [_born_by(d, params.elderly_age) for d in days]},
+            schema={"moment_local_date": pl.Date, "born_by": pl.Date},
         )
-        flags = pl.col("debtor_flags")
-        flagged = flags.list.eval(pl.element().filter(pl.element().is_in(list(params.flags))))
-        blocked = proposals.filter(~pl.col("debtor_vulnerability_approved").fill_null(False)).with_columns(
-            flagged=flagged, age=age
+        elderly = (
+            pl.when(born.is_not_null())
+            .then(born <= pl.col("born_by"))
+            .otherwise(pl.col("debtor_age") >= params.elderly_age)
         )
-        is_flagged = pl.col("flagged").list.len() > 0
+        flagged = pl.any_horizontal([flags.list.contains(pl.lit(f)) for f in params.flags])
+        blocked = (
+            proposals.lazy()
+            .filter(~pl.col("debtor_vulnerability_approved").fill_null(False))
+            .select("proposal_id", "moment_local_date", "debtor_birth_date", "debtor_age", "debtor_flags")
+            .join(born_by, on="moment_local_date", how="left")
+            .with_columns(flagged=flagged)
+            .filter(pl.col("flagged") | elderly.fill_null(True))
+            .with_columns(
+                age=pl.coalesce(
+                    _year(day) - _year(born) - (_month_day(day) < _month_day(born)).cast(pl.Int32),
+                    pl.col("debtor_age").cast(pl.Int32),
+                )
+            )
+        )
         return findings(
             blocked.select(
                 "proposal_id",
-                verdict=pl.when(is_flagged)
+                verdict=pl.when(pl.col("flagged") | pl.col("age").is_not_null())
                 .then(pl.lit("violation"))
-                .when(pl.col("age").is_null())
-                .then(pl.lit("missing_facts"))
-                .when(pl.col("age") >= params.elderly_age)
-                .then(pl.lit("violation"))
-                .otherwise(pl.lit("pass")),
-                facts=pl.when(is_flagged)
+                .otherwise(pl.lit("missing_facts")),
+                facts=pl.when(pl.col("flagged"))
                 .then(
                     pl.format(
-                        "the debtor is flagged {} and no supervisor approved contact", pl.col("flagged").list.join(", ")
+                        "the debtor is flagged {} and no supervisor approved contact",
+                        flags.list.filter(pl.element().is_in(list(params.flags))).list.join(", "),
                     )
                 )
                 .when(pl.col("age").is_null())
@@ -75,8 +91,19 @@ class VulnerableDebtor(Check):
                         pl.lit(params.elderly_age),
                     )
                 ),
-            )
+            ).collect()
         )
+
+
+def _born_by(day: date, years: int) -> date:
+    """The latest birth date of someone aged at least `years` on `day` (born 29 February: of age on 1 March)."""
+    year = day.year - years
+    if year < 1:
+        return date.min
+    try:
+        return day.replace(year=year)
+    except ValueError:  # 29 February in a common year: someone born 28 February has had the birthday
+        return date(year, 2, 28)
 
 
 def _year(day: pl.Expr) -> pl.Expr:
