@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Final, Literal
 
 import polars as pl
@@ -219,6 +219,17 @@ def _scope_mask(rule: Rule) -> pl.Expr:
     return mask
 
 
+FOUND = pl.Schema(
+    {
+        "proposal_id": pl.String(),
+        "verdict": pl.String(),
+        "facts": pl.String(),
+        "rule": pl.String(),
+        "time_only": pl.Boolean(),
+    }
+)
+
+
 def batch_findings(
     book: Rulebook,
     proposals: pl.DataFrame,
@@ -229,60 +240,84 @@ def batch_findings(
 ) -> pl.DataFrame:
     """Every blocking finding for a frame of proposals: proposal_id, verdict, facts, rule, time_only.
 
+    Rules that share a country, scope and period share one subset of the frame; each check sees the
+    history of its rule's country and its findings are kept for the proposals the rule applies to.
     `only_time` evaluates just the time-only rules, without the engine's own findings (for rescheduling).
     """
-    parts: list[pl.DataFrame] = []
-    applied_frames: list[pl.DataFrame] = []
     known = [p.country for p in book.packs.values() if p.country != "*"]
     decidable = proposals.filter(pl.col("country").is_in(known))  # the others are blocked for having no pack
+    countries = decidable.select("proposal_id", "country")
+    by_country = history.join(countries, on="proposal_id").partition_by("country", as_dict=True, include_key=False)
+    subsets: dict[tuple[object, ...], tuple[pl.Series, pl.DataFrame]] = {}
+    law = pl.Series("law", [False] * decidable.height, dtype=pl.Boolean())
+    # Only obligations declared by two rules of one rank can conflict; track those rules' subsets.
+    contested = _contested(book)
+    applied: list[pl.DataFrame] = []
+    parts: list[pl.DataFrame] = []
     for rule in book.rules:
         if only_time and not rule.check.time_only:
             continue
-        country_mask = pl.lit(True) if rule.country == "*" else pl.col("country") == rule.country
-        base = country_mask & _scope_mask(rule)
         for v in rule.versions:
             if v.params is None:
                 continue
-            in_force = pl.col("moment_local_date") >= v.effective_from
-            if v.effective_to is not None:
-                in_force = in_force & (pl.col("moment_local_date") < v.effective_to)
-            subset = decidable.filter(base & in_force)
+            key = (rule.country, rule.scope, v.effective_from, v.effective_to)
+            if key not in subsets:
+                mask = decidable.select(_rule_mask(rule, v.effective_from, v.effective_to)).to_series()
+                subsets[key] = (mask, decidable.filter(mask))
+            mask, subset = subsets[key]
             if subset.is_empty():
                 continue
-            ids = subset.select("proposal_id")
-            applied_frames.append(
-                ids.with_columns(
-                    rule=pl.lit(rule.id),
-                    obligation=pl.lit(rule.obligation),
-                    rank=pl.lit(rule.rank),
-                    law=pl.lit(rule.kind != "house_policy"),
+            if rule.kind != "house_policy":
+                law = law | mask
+            if rule.id in contested:
+                applied.append(
+                    subset.select(
+                        "proposal_id",
+                        rule=pl.lit(rule.id),
+                        obligation=pl.lit(rule.obligation),
+                        rank=pl.lit(rule.rank, pl.Int32()),
+                    )
                 )
-            )
-            hist = history.join(ids, on="proposal_id", how="semi")
+            hist = _history_for(rule, by_country, history)
             found = rule.check.batch(subset, hist, v.params, ctx)
             if not found.is_empty():
                 parts.append(
-                    found.select(FINDINGS.names()).with_columns(
-                        rule=pl.lit(rule.id), time_only=pl.lit(rule.check.time_only)
-                    )
+                    found.select(FINDINGS.names())
+                    .join(subset.select("proposal_id"), on="proposal_id", how="semi")
+                    .with_columns(rule=pl.lit(rule.id), time_only=pl.lit(rule.check.time_only))
                 )
-    columns = {
-        "proposal_id": pl.String(),
-        "verdict": pl.String(),
-        "facts": pl.String(),
-        "rule": pl.String(),
-        "time_only": pl.Boolean(),
-    }
-    found_all = pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=columns)
+    found_all = pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=FOUND)
     if only_time:
-        return found_all.select(list(columns))
-    applied = pl.concat(applied_frames) if applied_frames else pl.DataFrame(schema=APPLIED)
+        return found_all.select(FOUND.names())
     engine_findings = [
         _batch_no_pack(book, proposals),
-        _batch_no_rule(book, proposals, applied),
-        _batch_conflicts(applied, found_all),
+        _batch_no_rule(decidable.filter(~law)),
+        _batch_conflicts(pl.concat(applied) if applied else pl.DataFrame(schema=APPLIED), found_all),
     ]
-    return pl.concat([found_all.select(list(columns)), *[f.select(list(columns)) for f in engine_findings]])
+    return pl.concat([found_all.select(FOUND.names()), *[f.select(FOUND.names()) for f in engine_findings]])
+
+
+def _rule_mask(rule: Rule, start: date, end: date | None) -> pl.Expr:
+    mask = _scope_mask(rule) & (pl.col("moment_local_date") >= start)
+    if rule.country != "*":
+        mask = mask & (pl.col("country") == rule.country)
+    if end is not None:
+        mask = mask & (pl.col("moment_local_date") < end)
+    return mask
+
+
+def _history_for(rule: Rule, by_country: dict[tuple[object, ...], pl.DataFrame], history: pl.DataFrame) -> pl.DataFrame:
+    """The history rows of the proposals in the rule's country (all of them for a rule of every country)."""
+    if rule.country == "*":
+        return history
+    return by_country.get((rule.country,), history.head(0))
+
+
+def _contested(book: Rulebook) -> set[str]:
+    groups: dict[tuple[str, int], list[str]] = {}
+    for r in book.rules:
+        groups.setdefault((r.obligation, r.rank), []).append(r.id)
+    return {rule_id for ids in groups.values() if len(ids) > 1 for rule_id in ids}
 
 
 def _batch_no_pack(book: Rulebook, proposals: pl.DataFrame) -> pl.DataFrame:
@@ -296,26 +331,22 @@ def _batch_no_pack(book: Rulebook, proposals: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _batch_no_rule(book: Rulebook, proposals: pl.DataFrame, applied: pl.DataFrame) -> pl.DataFrame:
-    known = [p.country for p in book.packs.values() if p.country != "*"]  # others carry NO_PACK
-    return (
-        proposals.filter(pl.col("country").is_in(known))
-        .join(applied.filter(pl.col("law")), on="proposal_id", how="anti")
-        .select(
-            "proposal_id",
+def _batch_no_rule(unlawful: pl.DataFrame) -> pl.DataFrame:
+    """Proposals (with a pack) to which no rule of law applies."""
+    return unlawful.select(
+        "proposal_id",
+        "country",
+        verdict=pl.lit("no_rule"),
+        facts=pl.format(
+            "no rule of law in the {} pack applies to a {} by a {} to the {} ({}): cannot decide",
             "country",
-            verdict=pl.lit("no_rule"),
-            facts=pl.format(
-                "no rule of law in the {} pack applies to a {} by a {} to the {} ({}): cannot decide",
-                "country",
-                "channel",
-                "actor_kind",
-                "counterpart",
-                "purpose",
-            ),
-            rule=pl.lit(NO_RULE),
-            time_only=pl.lit(False),
-        )
+            "channel",
+            "actor_kind",
+            "counterpart",
+            "purpose",
+        ),
+        rule=pl.lit(NO_RULE),
+        time_only=pl.lit(False),
     )
 
 
