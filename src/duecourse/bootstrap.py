@@ -14,8 +14,10 @@ from duecourse.adapters.db import migrate
 from duecourse.adapters.db.engine import make_engine
 from duecourse.compliance.calendar import HolidayCalendar
 from duecourse.compliance.checks.base import CheckContext
-from duecourse.compliance.port import CompliancePort, NoComplianceEngine
+from duecourse.compliance.port import CompliancePort
 from duecourse.compliance.rulebook import Rulebook, load_rulebook
+from duecourse.services.compliance_gate import RulebookGate
+from duecourse.services.messages import MessageCatalogue
 from duecourse.settings import Settings
 from duecourse.strategy.loader import load_strategy
 from duecourse.strategy.model import Strategy
@@ -56,7 +58,9 @@ class Container:
 
     @cached_property
     def compliance(self) -> CompliancePort:
-        return NoComplianceEngine()
+        return RulebookGate(
+            self.engine, self.rulebook, self.check_context, MessageCatalogue.load(self.settings.messages_path)
+        )
 
 
 def build(settings: Settings | None = None) -> Container:

@@ -14,6 +14,7 @@ class Settings:
     data_key_path: Path
     strategy_path: Path
     rules_path: Path  # the rule packs (rules/README.md)
+    messages_path: Path  # message texts and the lender's identity (templates/messages.yaml)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -26,4 +27,5 @@ class Settings:
             data_key_path=Path(env.get("DUECOURSE_DATA_KEY_FILE", str(data_dir / "data.key"))),
             strategy_path=Path(env.get("DUECOURSE_STRATEGY", "strategies/default.yaml")),
             rules_path=Path(env.get("DUECOURSE_RULES", "rules")),
+            messages_path=Path(env.get("DUECOURSE_MESSAGES", "templates/messages.yaml")),
         )

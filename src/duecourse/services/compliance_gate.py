@@ -26,6 +26,7 @@ from duecourse.adapters.db.bulk import read_frame
 from duecourse.compliance.checks.base import CheckContext
 from duecourse.compliance.engine import NO_RULE, decide_batch
 from duecourse.compliance.facts import HISTORY, PROPOSALS, UTC_TIME, WINDOW
+from duecourse.compliance.port import DECISION_COLUMNS
 from duecourse.compliance.rulebook import Rulebook
 from duecourse.services.messages import MessageCatalogue, render
 
@@ -66,12 +67,7 @@ class RulebookGate:
 
     def review(self, proposals: pl.DataFrame, as_of: date) -> pl.DataFrame:
         if proposals.is_empty():
-            return proposals.with_columns(
-                compliance_status=pl.lit(None, pl.String),
-                compliance_reason=pl.lit(None, pl.String),
-                compliance_rules=pl.lit(None, pl.String),
-                scheduled_at=pl.lit(None, UTC_TIME),
-            )
+            return proposals.with_columns(**{name: pl.lit(None, dtype) for name, dtype in DECISION_COLUMNS.items()})
         frame = self.compliance_frame(proposals, as_of)
         contact = frame.filter(pl.col("channel").is_not_null())
         decided = decide_batch(self.book, contact.select(PROPOSALS.names()), pl.DataFrame(schema=HISTORY), self.ctx)
@@ -95,6 +91,7 @@ class RulebookGate:
             .then(pl.lit(f"allowed by rulebook {self.book.version}"))
             .otherwise(pl.format("rulebook {}: {}", pl.lit(self.book.version), pl.col("compliance_reason"))),
             compliance_rules=pl.col("compliance_rules"),
+            rulebook_version=pl.lit(self.book.version),
             scheduled_at=pl.when(pl.col("decision") == "allow")
             .then(pl.col("moment_utc"))
             .otherwise(pl.col("next_allowed_at")),
@@ -108,6 +105,7 @@ class RulebookGate:
                 pl.col("ladder_channel"),
             ),
             compliance_rules=pl.lit(NO_RULE),
+            rulebook_version=pl.lit(self.book.version),
             scheduled_at=pl.lit(None, UTC_TIME),
         )
         return proposals.join(pl.concat([verdicts, not_contact]), on="loan_key", how="left")

@@ -205,8 +205,11 @@ proposed_action = Table(
     Column("priority", Integer, nullable=False),
     Column("arm", String(32), nullable=False),
     Column("reason", Text, nullable=False),
-    Column("compliance_status", String(16), nullable=False),  # pending | allowed | blocked
+    Column("compliance_status", String(16), nullable=False),  # pending | allowed | rescheduled | blocked
     Column("compliance_reason", Text, nullable=False),
+    Column("compliance_rules", Text),  # comma-separated ids of the blocking rules
+    Column("rulebook_version", String(32)),  # the rulebook that decided
+    Column("scheduled_at", DateTime(timezone=True)),  # allowed: the planned moment; rescheduled: the next allowed one
     Index("ix_action_loan_step", "loan_key", "step", "as_of"),
 )
 
