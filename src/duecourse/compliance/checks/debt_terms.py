@@ -7,8 +7,8 @@ from datetime import UTC
 import polars as pl
 from pydantic import Field
 
-from duecourse.compliance.checks.base import Check, CheckContext, Finding, Params, findings
-from duecourse.compliance.checks.holds import STAMP, among
+from duecourse.compliance.checks.base import Check, CheckContext, Finding, Params
+from duecourse.compliance.checks.holds import STAMP, among, blocking
 from duecourse.compliance.facts import Proposal, Purpose
 
 DAYS_PER_YEAR = 365  # a limitation period of N years is never shorter than N * 365 days
@@ -38,8 +38,10 @@ class OfficialPaymentAccount(Check):
         self, proposals: pl.DataFrame, history: pl.DataFrame, params: PaymentParams, ctx: CheckContext
     ) -> pl.DataFrame:
         account, official = pl.col("debt_payment_account"), pl.col("debt_official_accounts")
-        return findings(
-            proposals.filter(account.is_not_null() & ~official.list.contains(account)).select(
+        return blocking(
+            proposals.lazy()
+            .filter(account.is_not_null() & ~official.list.contains(account))
+            .select(
                 "proposal_id",
                 verdict=pl.when(official.list.len() == 0).then(pl.lit("missing_facts")).otherwise(pl.lit("violation")),
                 facts=pl.when(official.list.len() == 0)
@@ -111,8 +113,10 @@ class TimeBarred(Check):
             & among("purpose", params.demand_purposes)
             & (cease_at <= pl.col("moment_utc")).fill_null(False)
         )
-        return findings(
-            proposals.filter(unknown | refused).select(
+        return blocking(
+            proposals.lazy()
+            .filter(unknown | refused)
+            .select(
                 "proposal_id",
                 verdict=pl.when(unknown).then(pl.lit("missing_facts")).otherwise(pl.lit("violation")),
                 facts=pl.when(unknown)

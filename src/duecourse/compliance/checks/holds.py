@@ -28,6 +28,11 @@ def among(column: str, values: Sequence[str]) -> pl.Expr:
     return pl.col(column).is_in(pl.Series(list(values), dtype=pl.String).implode()).fill_null(False)
 
 
+def blocking(frame: pl.LazyFrame) -> pl.DataFrame:
+    """A check's lazy findings collected as `FINDINGS`: the optimiser reads only the columns the check uses."""
+    return findings(frame.collect())
+
+
 def _allowed(purposes: Sequence[str]) -> str:
     return ", ".join(purposes) if purposes else "none"
 
@@ -71,8 +76,10 @@ class CeaseRequest(Check):
             & (pl.col("moment_utc") >= at)
             & ~among("purpose", params.permitted_purposes)
         )
-        return findings(
-            proposals.filter(stopped).select(
+        return blocking(
+            proposals.lazy()
+            .filter(stopped)
+            .select(
                 "proposal_id",
                 verdict=pl.lit("violation"),
                 facts=pl.format(
@@ -118,8 +125,10 @@ class AttorneyRepresentation(Check):
         self, proposals: pl.DataFrame, history: pl.DataFrame, params: AttorneyParams, ctx: CheckContext
     ) -> pl.DataFrame:
         represented, consents = pl.col("debtor_attorney_represented"), pl.col("debtor_attorney_consents")
-        return findings(
-            proposals.select(
+        return blocking(
+            proposals.lazy()
+            .filter(represented.is_null() | (represented & ~consents.fill_null(False)))
+            .select(
                 "proposal_id",
                 verdict=pl.when(represented.is_null() | (represented & consents.is_null()))
                 .then(pl.lit("missing_facts"))
@@ -194,8 +203,10 @@ class OpenDispute(Check):
             & ~(at > pl.col("moment_utc")).fill_null(False)
             & ~among("purpose", params.permitted_purposes)
         )
-        return findings(
-            proposals.filter(unknown | stops).select(
+        return blocking(
+            proposals.lazy()
+            .filter(unknown | stops)
+            .select(
                 "proposal_id",
                 verdict=pl.when(unknown | written.is_null() | in_period.is_null() | ~in_period)
                 .then(pl.lit("missing_facts"))
@@ -277,13 +288,13 @@ class BreathingSpace(Check):
             .then(pl.coalesce(end, start.dt.offset_by(f"{params.standard_days - 1}d")))
             .otherwise(end.dt.offset_by(f"{params.crisis_extra_days}d"))
         )
-        frame = proposals.filter(start.is_not_null()).with_columns(day=day, last=last)
+        frame = proposals.lazy().filter(start.is_not_null()).with_columns(day=day, last=last)
         inside = (
             (pl.col("day") >= start)
             & (pl.col("last").is_null() | (pl.col("day") <= pl.col("last")))
             & ~among("purpose", params.permitted_purposes)
         )
-        return findings(
+        return blocking(
             frame.filter(inside).select(
                 "proposal_id",
                 verdict=pl.lit("violation"),
@@ -333,10 +344,10 @@ class FlagHold(Check):
         self, proposals: pl.DataFrame, history: pl.DataFrame, params: FlagParams, ctx: CheckContext
     ) -> pl.DataFrame:
         held = pl.col("debtor_flags").list.contains(pl.lit(params.flag)) & ~among("purpose", params.permitted_purposes)
-        return findings(
-            proposals.filter(held).select(
-                "proposal_id", verdict=pl.lit("violation"), facts=pl.format(_flagged("{}", params), "purpose")
-            )
+        return blocking(
+            proposals.lazy()
+            .filter(held)
+            .select("proposal_id", verdict=pl.lit("violation"), facts=pl.format(_flagged("{}", params), "purpose"))
         )
 
 
