@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cached_property
 from pathlib import Path
 
 import polars as pl
@@ -83,6 +84,10 @@ class HolidayCalendar:
 
     def days_frame(self) -> pl.DataFrame:
         """Every listed day, for joins in the vectorised path."""
+        return self._days
+
+    @cached_property
+    def _days(self) -> pl.DataFrame:  # built once: every batch call joins against it
         rows = [(c, d, off, name) for (c, d), (off, name) in self.listed.items()]
         return pl.DataFrame(rows, schema=DAYS, orient="row")
 
