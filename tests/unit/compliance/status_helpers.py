@@ -1,5 +1,4 @@
-"""Shared by the hold, opt-out and debt-term tests: base proposals patched with drawn facts, and the check
-that the single and batch paths of one check give the same blocking verdicts with the same sentences."""
+"""Helpers for the hold, opt-out and debt-term tests: patched base proposals and the one-vs-batch agreement."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Debt terms: both paths agree on random accounts and limitation facts, an account passes only when it is
-written exactly as designated, and a debt younger than every limitation period never needs its status."""
+"""Debt terms: both paths agree on random accounts and limitation facts, and young debts never need a status."""
 
 from __future__ import annotations
 

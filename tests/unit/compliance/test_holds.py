@@ -1,5 +1,4 @@
-"""Holds (cease, attorney, dispute, Breathing Space, flags): both paths agree on random facts and parameters,
-and the holds start and end where the law puts them."""
+"""Holds: both paths agree on random facts and parameters, and each hold starts and ends where the law puts it."""
 
 from __future__ import annotations
 

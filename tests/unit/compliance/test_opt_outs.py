@@ -1,5 +1,4 @@
-"""Opt-outs: both paths agree on random opt-outs, histories and parameters, and the one permitted message
-after the debtor's own is allowed exactly once."""
+"""Opt-outs: both paths agree on random opt-outs and histories, and the one permitted message goes only once."""
 
 from __future__ import annotations
 

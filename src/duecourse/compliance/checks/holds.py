@@ -1,11 +1,4 @@
-"""Holds: what the debtor's status (cease request, attorney, dispute, moratorium, capacity, death, bankruptcy) stops.
-
-Each check reads one status fact and the purposes its rule still permits while the status stands; the rule
-names the law (or the house policy) and its figures. A status recorded with a moment takes effect from that
-instant (FDCPA 1692c(c): a notice by mail "shall be complete upon receipt"), so a contact before it passes.
-A status that is unknown where the rule needs it blocks as missing facts; a request or moratorium that is not
-recorded (`cease`, `breathing_space` are None, no flag) is taken as none.
-"""
+"""Holds: what the debtor's status (cease request, attorney, dispute, moratorium, capacity, death, bankruptcy) stops."""
 
 from __future__ import annotations
 
@@ -38,7 +31,13 @@ def _allowed(purposes: Sequence[str]) -> str:
 
 
 class HoldParams(Params):
-    """Purposes a contact may still have while the hold stands (e.g. the three notices of FDCPA 1692c(c))."""
+    """Purposes a contact may still have while the hold stands (e.g. the three notices of FDCPA 1692c(c)).
+
+    Each hold check reads one status fact; its rule names the law (or house policy) and the figures. A status
+    recorded with a moment takes effect from that instant (FDCPA 1692c(c): a notice by mail "shall be complete
+    upon receipt"). A status the rule needs that is unknown blocks as missing facts; a request, moratorium or
+    flag that is not recorded (`cease`, `breathing_space` None, no flag) is taken as none.
+    """
 
     permitted_purposes: tuple[Purpose, ...]
 

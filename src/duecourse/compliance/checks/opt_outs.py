@@ -1,13 +1,4 @@
-"""Opt-outs: a debtor who asked not to be reached through a channel or an address is not reached through it.
-
-Reg F 1006.14(h)(1) (and CONC 7.9.4R's "how they may be contacted") bars the medium or address the person
-asked the collector not to use; the exceptions are one message through it after the person's own message
-through it: a reply to a person-initiated contact (1006.14(h)(2)(ii): "may respond once through the same
-medium") and, on electronic media, a confirmation of the opt-out (1006.14(h)(2)(i)). The history records no
-purposes and no opt-out times, so "once" is read strictly from it: the exception holds only when the debtor's
-latest message came through the same channel and address and no collector message went back through them since.
-Both exceptions share that one message.
-"""
+"""Opt-outs: a debtor who asked not to be reached through a channel or an address is not reached through it."""
 
 from __future__ import annotations
 
@@ -27,6 +18,17 @@ class OptOutParams(Params):
 
 
 class MediumOptOut(Check):
+    """No contact through a channel or address the debtor opted out of, but one message answering theirs.
+
+    Reg F 1006.14(h)(1) (and CONC 7.9.4R's "how they may be contacted") bars the medium or address the person
+    asked the collector not to use; the exceptions are one message through it after the person's own message
+    through it: a reply to a person-initiated contact (1006.14(h)(2)(ii): "may respond once through the same
+    medium") and, on electronic media, a confirmation of the opt-out (1006.14(h)(2)(i)). The history records no
+    purposes and no opt-out times, so "once" is read strictly from it: the exception holds only when the debtor's
+    latest message came through the same channel and address and no collector message went back through them since.
+    Both exceptions share that one message.
+    """
+
     kind = "medium_opt_out"
     params = OptOutParams
 
