@@ -214,6 +214,13 @@ def render_cycle_summary(summary: Any, currency: str = "CNY") -> None:
         f"new proposals {summary.proposals_new:,}; "
         "compliance: " + (", ".join(f"{k} {v:,}" for k, v in summary.compliance.items()) or "no proposals")
     )
+    if summary.blocks_by_rule:
+        blocks = Table(title="Blocked or rescheduled proposals by rule")
+        blocks.add_column("rule")
+        blocks.add_column("proposals", justify="right")
+        for rule, count in summary.blocks_by_rule.items():
+            blocks.add_row(rule, f"{count:,}")
+        console.print(blocks)
 
 
 @report_app.command("roll-rates")
@@ -263,11 +270,7 @@ def audit_export(
 
     c = bootstrap.build()
     lo = None if start is None else datetime.combine(_day(start, "--from"), datetime.min.time(), UTC)
-    hi = (
-        None
-        if end is None
-        else datetime.combine(_day(end, "--to") + timedelta(days=1), datetime.min.time(), UTC)
-    )
+    hi = None if end is None else datetime.combine(_day(end, "--to") + timedelta(days=1), datetime.min.time(), UTC)
     with c.engine.connect() as conn:
         if out is None:
             n = export_jsonl(conn, sys.stdout, lo, hi)

@@ -306,6 +306,10 @@ def _final_summary(out: Console, engine: Engine, result: DemoResult, container: 
         "that pay a few days after a due date show as one bucket further on the later day."
     )
     out.print(_proposals_table(engine, result))
+    out.print(_blocks_table(result))
+    example = _blocked_example(engine, result)
+    if example is not None:
+        out.print(f"For example, {example[0]} on {example[1]} ({example[2]}): {example[3]}")
 
     def over_days(what: str) -> int:
         return sum(int(getattr(d, what)) for d in result.days)
@@ -326,8 +330,44 @@ def _final_summary(out: Console, engine: Engine, result: DemoResult, container: 
     out.print(f"  {prefix}duecourse report roll-rates --from {result.first_day} --to {result.last_day}")
     out.print(f"  {prefix}duecourse cycle run --as-of {result.last_day} --dry-run  # again, writes nothing")
     out.print(f"  {prefix}duecourse audit verify")
+    out.print(f"  {prefix}duecourse rules list                   # the rulebook that decided, every rule cited")
+    out.print(f"  {prefix}duecourse compliance explain examples/compliance/cn-call.json   # every rule, one contact")
     out.print(f"  the database: {result.database}")
     out.print(f"  the generated book (import format, see docs/book-format.md): {result.book_dir}")
+
+
+def _blocks_table(result: DemoResult) -> Table:
+    """Blocked or rescheduled proposals of the whole run, by the rule that blocked them."""
+    counts: dict[str, int] = {}
+    for summary in result.summaries[1:]:
+        for rule, n in summary.blocks_by_rule.items():
+            counts[rule] = counts.get(rule, 0) + n
+    table = Table(
+        title="Proposals blocked or rescheduled by compliance, by rule (a proposal may be blocked by several)"
+    )
+    table.add_column("rule")
+    table.add_column("proposals", justify="right")
+    for rule, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        table.add_row(rule, f"{n:,}")
+    return table
+
+
+def _blocked_example(engine: Engine, result: DemoResult) -> tuple[str, str, str, str] | None:
+    """One blocked contact (not an internal step) with its full reason, to show what a block says."""
+    a, loan = t.proposed_action, t.loan
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(loan.c.loan_id, a.c.as_of, a.c.step, a.c.compliance_reason)
+            .join(loan, loan.c.loan_key == a.c.loan_key)
+            .where(
+                a.c.as_of.between(result.first_day, result.last_day),
+                a.c.compliance_status == "blocked",
+                a.c.channel.in_(["call", "sms", "app", "email", "letter", "visit"]),
+            )
+            .order_by(a.c.as_of.desc(), a.c.action_key)
+            .limit(1)
+        ).first()
+    return None if row is None else (str(row[0]), str(row[1]), str(row[2]), str(row[3]))
 
 
 def _bucket_table(first: CycleSummary, last: CycleSummary) -> Table:

@@ -223,7 +223,10 @@ def _conform(base: pl.DataFrame, as_of: date, lender_kind: str, messages: Messag
         moment_local_date=pl.lit(as_of),
         moment_offset_minutes="moment_offset_minutes",
         actor_kind=pl.lit(lender_kind),
-        actor_name=pl.lit(messages.lender.name.get("zh") or next(iter(messages.lender.name.values()))),
+        # The lender names itself in the language of the message.
+        actor_name=pl.col("message_language").replace_strict(
+            messages.lender.name, default=None, return_dtype=pl.String
+        ),
         channel="channel",
         counterpart=pl.lit("debtor"),
         purpose=pl.when(pl.col("days_past_due") > 0).then(pl.lit("collect")).otherwise(pl.lit("notify")),

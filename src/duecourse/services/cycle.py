@@ -47,6 +47,7 @@ class CycleSummary:
     transitions: dict[str, int] = field(default_factory=dict)
     proposals: list[dict[str, Any]] = field(default_factory=list)
     compliance: dict[str, int] = field(default_factory=dict)
+    blocks_by_rule: dict[str, int] = field(default_factory=dict)
     cases_opened: int = 0
     cases_closed: int = 0
     proposals_new: int = 0
@@ -123,7 +124,10 @@ def run_cycle(
     proposals = propose(facts, history, strategy, as_of)
 
     stage("compliance")
-    reviewed = gate.review(proposals, as_of).join(facts.select("loan_key", "loan_id"), on="loan_key")
+    # The gate needs what the ladder knew (facts) and the due dates a message must state.
+    dates = state.select("loan_key", "oldest_unpaid_due_date", "next_due_date")
+    asked = proposals.join(facts, on="loan_key").join(dates, on="loan_key")
+    reviewed = gate.review(asked, as_of)
     reviewed = reviewed.with_columns(
         as_of=pl.lit(as_of),
         idempotency_key=pl.lit(as_of.isoformat() + ":") + pl.col("loan_id") + pl.lit(":") + pl.col("step"),
@@ -246,6 +250,16 @@ def _summarise(summary: CycleSummary, state: pl.DataFrame, reviewed: pl.DataFram
         .to_dicts()
     )
     summary.compliance = dict(reviewed.group_by("compliance_status").len().sort("compliance_status").iter_rows())
+    blocking = reviewed.filter(pl.col("compliance_status").is_in(["blocked", "rescheduled"]))
+    summary.blocks_by_rule = dict(
+        blocking.select(rule=pl.col("compliance_rules").str.split(","))
+        .explode("rule")
+        .drop_nulls()
+        .group_by("rule")
+        .len()
+        .sort("len", "rule", descending=[True, False])
+        .iter_rows()
+    )
     summary.cases_opened = opened
     summary.cases_closed = closed
 
@@ -280,6 +294,9 @@ BATCH_CONTENT: dict[str, tuple[str, str, pl.Schema]] = {
                 "reason": _TEXT,
                 "compliance_status": _TEXT,
                 "compliance_reason": _TEXT,
+                "compliance_rules": _TEXT,
+                "rulebook_version": _TEXT,
+                "scheduled_at": pl.Datetime("us", "UTC"),
             }
         ),
     ),
