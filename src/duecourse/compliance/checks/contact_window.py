@@ -118,67 +118,63 @@ class ContactWindow(Check):
     def batch(
         self, proposals: pl.DataFrame, history: pl.DataFrame, params: ContactWindowParams, ctx: CheckContext
     ) -> pl.DataFrame:
-        local = local_times(proposals, "counterpart")
-        tod = pl.col("local").dt.time().cast(pl.Int64)  # nanoseconds since local midnight
-        own = pl.col("counterpart") == "debtor"
-        rows = local.with_columns(tod=tod, own=own.fill_null(False))
+        own = (pl.col("counterpart") == "debtor").fill_null(False)
+        rows = local_times(
+            proposals.with_columns(own=own, n_agreed=pl.col("debtor_agreed_windows").list.len()), "own", "n_agreed"
+        ).with_columns(tod=pl.col("local").dt.time().cast(pl.Int64))  # nanoseconds since local midnight
 
-        blocked_by_request = pl.lit(None, pl.String)
+        # Why a (proposal, zone) is blocked, as a code; the sentence is built only for the blocked rows.
+        has_request, in_agreed = pl.lit(False), pl.lit(False)
         if params.inconvenient_windows == "block":
             hit = _first_window(rows.filter("own"), proposals, "debtor_inconvenient_windows", closed=True)
-            rows = rows.join(hit, on=["proposal_id", "zone_index"], how="left")
-            blocked_by_request = pl.format(
-                "inside {}–{}, a time the debtor named inconvenient", _fmt("hit_start"), _fmt("hit_end")
-            )
+            rows = rows.join(hit, on=["row", "zone_index"], how="left")
             has_request = pl.col("hit_start").is_not_null()
-        else:
-            has_request = pl.lit(False)
-
         if params.agreed_windows != "ignored":
-            agreed = _first_window(rows.filter("own"), proposals, "debtor_agreed_windows", closed=False).select(
-                "proposal_id", "zone_index", in_agreed=pl.lit(True)
-            )
-            counts = proposals.select("proposal_id", n_agreed=pl.col("debtor_agreed_windows").list.len())
-            rows = rows.join(agreed, on=["proposal_id", "zone_index"], how="left").join(
-                counts, on="proposal_id", how="left"
+            agreed = _first_window(rows.filter("own"), proposals, "debtor_agreed_windows", closed=False)
+            rows = rows.join(
+                agreed.select("row", "zone_index", in_agreed=pl.lit(True)),
+                on=["row", "zone_index"],
+                how="left",
             )
             in_agreed = pl.col("in_agreed").fill_null(False)
-            has_agreed = pl.col("own") & (pl.col("n_agreed") > 0)
-        else:
-            in_agreed, has_agreed = pl.lit(False), pl.lit(False)
-
-        outside = (
-            ""
-            if params.start is None
-            else f"outside the allowed hours ({_hours(params)}) and no agreed window covers it"
-        )
         default_ok = _in_default_expr(params)
-        why: pl.Expr
         if params.agreed_windows == "govern":
-            why = (
+            has_agreed = pl.col("own") & (pl.col("n_agreed") > 0)
+            code = (
                 pl.when(has_request)
-                .then(blocked_by_request)
+                .then(1)
                 .when(has_agreed & ~in_agreed)
-                .then(pl.lit("outside every window agreed with the debtor"))
+                .then(2)
                 .when(~has_agreed & ~default_ok)
-                .then(pl.lit(outside))
+                .then(3)
             )
         else:
-            default_ok = default_ok | in_agreed if params.agreed_windows == "permit" else default_ok
-            why = pl.when(has_request).then(blocked_by_request).when(~default_ok).then(pl.lit(outside))
-        failing = (
-            rows.with_columns(why=why)
-            .filter(pl.col("why").is_not_null() | pl.col("zone").is_null())
-            .sort("proposal_id", "zone_index")
-            .unique("proposal_id", keep="first")
+            allowed = default_ok | in_agreed if params.agreed_windows == "permit" else default_ok
+            code = pl.when(has_request).then(1).when(~allowed).then(3)
+        failing = first_per_proposal(
+            proposals, rows.with_columns(code=code).filter(pl.col("code").is_not_null() | pl.col("zone").is_null())
         )
+        outside = "" if params.start is None else f"outside the allowed hours ({_hours(params)})"
+        why = (
+            pl.when(pl.col("code") == 2)
+            .then(pl.lit("outside every window agreed with the debtor"))
+            .otherwise(pl.lit(f"{outside} and no agreed window covers it"))
+        )
+        if params.inconvenient_windows == "block":
+            why = (
+                pl.when(pl.col("code") == 1)
+                .then(
+                    pl.format("inside {}–{}, a time the debtor named inconvenient", _fmt("hit_start"), _fmt("hit_end"))
+                )
+                .otherwise(why)
+            )
         return findings(
             failing.select(
-                "proposal_id",
+                proposal_id=pl.col("proposal_id"),
                 verdict=pl.when(pl.col("zone").is_null()).then(pl.lit("missing_facts")).otherwise(pl.lit("violation")),
                 facts=pl.when(pl.col("zone").is_null())
                 .then(pl.lit("the debtor's time zone is unknown, so their local time cannot be known"))
-                .otherwise(pl.format("{} {} is {}", pl.col("local").dt.strftime("%H:%M"), "zone", "why")),
+                .otherwise(pl.format("{} {} is {}", pl.col("local").dt.strftime("%H:%M"), "zone", why)),
             )
         )
 
@@ -188,26 +184,48 @@ def _local_times(moment: datetime, zones: tuple[str, ...]) -> str:
 
 
 def local_times(proposals: pl.DataFrame, *keep: str) -> pl.DataFrame:
-    """One row per (proposal, candidate zone): zone_index, zone and the naive local datetime `local`.
+    """One row per (proposal, candidate zone): row (the proposal's position), n_zones, zone_index, zone and the
+    naive local datetime `local`.
 
-    A proposal without any zone keeps one row with a null zone (the caller reports missing facts). Polars
-    converts a column to one named zone at a time, so the loop runs over the handful of distinct zones, not rows.
+    A proposal without any zone keeps one row with a null zone (the caller reports missing facts). Most debtors
+    have one zone, so only the others are exploded. Local times are computed once per distinct (zone, moment) —
+    a cycle proposes few distinct moments — one zone at a time, since Polars converts a column to one named zone.
     """
-    exploded = proposals.select(
-        "proposal_id",
+    base = proposals.select(
         "moment_utc",
         *keep,
-        zone=pl.col("debtor_time_zones"),
-        zone_index=pl.int_ranges(pl.col("debtor_time_zones").list.len()),
-    ).explode("zone", "zone_index", empty_as_null=True)
-    parts = [exploded.filter(pl.col("zone").is_null()).with_columns(local=pl.lit(None, pl.Datetime("us")))]
-    for zone in exploded.get_column("zone").drop_nulls().unique().to_list():
-        parts.append(
-            exploded.filter(pl.col("zone") == zone).with_columns(
-                local=pl.col("moment_utc").dt.convert_time_zone(zone).dt.replace_time_zone(None)
-            )
-        )
-    return pl.concat(parts).drop("moment_utc")
+        row=pl.int_range(pl.len(), dtype=pl.UInt32),
+        zones=pl.col("debtor_time_zones"),
+        n_zones=pl.col("debtor_time_zones").list.len(),
+    )
+    single = base.filter(pl.col("n_zones") == 1).select(
+        pl.exclude("zones"), zone=pl.col("zones").list.first(), zone_index=pl.lit(0, pl.Int64)
+    )
+    several = (
+        base.filter(pl.col("n_zones") != 1)
+        .with_columns(zone_index=pl.int_ranges(pl.col("n_zones")))
+        .explode("zones", "zone_index", empty_as_null=True)
+        .rename({"zones": "zone"})
+        .select(single.columns)
+    )
+    rows = pl.concat([single, several])
+    pairs = rows.select("zone", "moment_utc").drop_nulls("zone").unique()
+    local = [
+        part.with_columns(local=pl.col("moment_utc").dt.convert_time_zone(str(zone)).dt.replace_time_zone(None))
+        for (zone,), part in pairs.partition_by("zone", as_dict=True).items()
+    ]
+    table = pl.concat(local) if local else pairs.with_columns(local=pl.lit(None, pl.Datetime("us")))
+    return rows.join(table, on=["zone", "moment_utc"], how="left")
+
+
+def first_per_proposal(proposals: pl.DataFrame, rows: pl.DataFrame, *order: str) -> pl.DataFrame:
+    """The first of `rows` for each proposal by `order` then zone order, with its proposal_id.
+
+    Only debtors with several zones can have several rows, so only those are sorted.
+    """
+    several = rows.filter(pl.col("n_zones") > 1).sort("row", *order, "zone_index")
+    first = pl.concat([rows.filter(pl.col("n_zones") <= 1), several.unique("row", keep="first")])
+    return first.with_columns(proposal_id=proposals.get_column("proposal_id").gather(first.get_column("row")))
 
 
 def _fmt(column: str) -> pl.Expr:
@@ -224,17 +242,21 @@ def _inside_expr(tod: pl.Expr, start: pl.Expr, end: pl.Expr, *, closed: bool) ->
 def _first_window(rows: pl.DataFrame, proposals: pl.DataFrame, column: str, *, closed: bool) -> pl.DataFrame:
     """Per (proposal, zone): the first of the debtor's windows (list order) that holds the local time."""
     windows = (
-        proposals.select("proposal_id", w=pl.col(column), w_index=pl.int_ranges(pl.col(column).list.len()))
+        proposals.select(
+            row=pl.int_range(pl.len(), dtype=pl.UInt32),
+            w=pl.col(column),
+            w_index=pl.int_ranges(pl.col(column).list.len()),
+        )
         .filter(pl.col("w").list.len() > 0)
         .explode("w", "w_index")
         .unnest("w")
     )
     return (
-        rows.select("proposal_id", "zone_index", "tod")
-        .join(windows, on="proposal_id")
+        rows.select("row", "zone_index", "tod")
+        .join(windows, on="row")
         .filter(_inside_expr(pl.col("tod"), pl.col("start_minute"), pl.col("end_minute"), closed=closed))
         .sort("w_index")
-        .group_by("proposal_id", "zone_index")
+        .group_by("row", "zone_index")
         .agg(hit_start=pl.col("start_minute").first(), hit_end=pl.col("end_minute").first())
     )
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from duecourse.compliance.checks.base import Check, CheckContext, Finding, Params, findings
-from duecourse.compliance.checks.contact_window import local_times
+from duecourse.compliance.checks.contact_window import first_per_proposal, local_times
 from duecourse.compliance.facts import Proposal
 
 
@@ -57,59 +57,64 @@ class StatutoryHolidays(Check):
     def batch(
         self, proposals: pl.DataFrame, history: pl.DataFrame, params: HolidaysParams, ctx: CheckContext
     ) -> pl.DataFrame:
-        holidays = ctx.calendar.days_frame().filter("off_day").select("country", "date", "name")
-        coverage = ctx.calendar.coverage_frame()
-        rows = (
-            local_times(proposals, "country", "region")
-            .with_columns(date=pl.col("local").dt.date())
-            .join(holidays, on=["country", "date"], how="left")
-            .join(coverage, on="country", how="left")
-            .with_columns(covered=pl.col("date").is_between(pl.col("first_day"), pl.col("last_day")))
+        cal = ctx.calendar
+        holidays = cal.days_frame().filter("off_day").select("country", "date", "name")
+        rows = local_times(proposals, "country", "region").with_columns(date=pl.col("local").dt.date())
+        # Most rows are on no holiday of any country: only rows on a listed date are joined to the calendar.
+        hits = (
+            rows.filter(pl.col("date").is_in(holidays.get_column("date").unique().implode()))
+            .join(holidays, on=["country", "date"])
+            .select("row", "zone_index", "name")
         )
-        region_gap = pl.lit(None, pl.String)
-        for country, regions in params.calendar_regions.items():
-            region_gap = (
-                pl.when((pl.col("country") == country) & ~pl.col("region").is_in(list(regions)).fill_null(False))
-                .then(
-                    pl.format(
-                        "the {} holiday calendar holds the holidays of {} only, not of {}",
-                        "country",
-                        pl.lit(", ".join(regions)),
-                        pl.when(pl.col("region").is_null())
-                        .then(pl.lit("an unknown region"))
-                        .otherwise(pl.format("region {}", "region")),
-                    )
-                )
-                .otherwise(region_gap)
+        covered = pl.lit(False)
+        for country, (since, until) in cal.coverage.items():
+            covered = (
+                pl.when(pl.col("country") == country).then(pl.col("date").is_between(since, until)).otherwise(covered)
             )
+        rows = rows.join(hits, on=["row", "zone_index"], how="left").with_columns(covered=covered)
+        region_gap, covered_regions = pl.lit(False), pl.lit(None, pl.String)
+        for country, regions in params.calendar_regions.items():
+            mine = pl.col("country") == country
+            region_gap = region_gap | (mine & ~pl.col("region").is_in(list(regions)).fill_null(False))
+            covered_regions = pl.when(mine).then(pl.lit(", ".join(regions))).otherwise(covered_regions)
         # Per proposal, like `one`: the first holiday (zone order), else a region gap, else the first uncovered date.
-        ranked = rows.with_columns(
+        blocked = rows.with_columns(
             rank=pl.when(pl.col("zone").is_null())
             .then(0)
             .when(pl.col("name").is_not_null())
             .then(1)
-            .when(region_gap.is_not_null())
+            .when(region_gap)
             .then(2)
-            .when(~pl.col("covered").fill_null(False))
-            .then(3),
-            facts=pl.when(pl.col("zone").is_null())
-            .then(pl.lit("the debtor's time zone is unknown, so their local date cannot be known"))
-            .when(pl.col("name").is_not_null())
-            .then(pl.format("{} in {} is {}", pl.col("date").dt.to_string(), "zone", "name"))
-            .when(region_gap.is_not_null())
-            .then(region_gap)
-            .otherwise(
-                pl.format(
-                    "the {} holiday calendar does not cover {} ({})", "country", pl.col("date").dt.to_string(), "zone"
-                )
-            ),
+            .when(~pl.col("covered"))
+            .then(3)
         ).filter(pl.col("rank").is_not_null())
+        first = first_per_proposal(proposals, blocked, "rank")
+        day = pl.col("date").dt.to_string()
+        where = (
+            pl.when(pl.col("region").is_null())
+            .then(pl.lit("an unknown region"))
+            .otherwise(pl.format("region {}", "region"))
+        )
+        facts = (
+            pl.when(pl.col("rank") == 0)
+            .then(pl.lit("the debtor's time zone is unknown, so their local date cannot be known"))
+            .when(pl.col("rank") == 1)
+            .then(pl.format("{} in {} is {}", day, "zone", "name"))
+            .when(pl.col("rank") == 2)
+            .then(
+                pl.format(
+                    "the {} holiday calendar holds the holidays of {} only, not of {}",
+                    "country",
+                    covered_regions,
+                    where,
+                )
+            )
+            .otherwise(pl.format("the {} holiday calendar does not cover {} ({})", "country", day, "zone"))
+        )
         return findings(
-            ranked.sort("proposal_id", "rank", "zone_index")
-            .unique("proposal_id", keep="first")
-            .select(
+            first.select(
                 "proposal_id",
-                "facts",
+                facts=facts,
                 verdict=pl.when(pl.col("rank") == 1).then(pl.lit("violation")).otherwise(pl.lit("missing_facts")),
             )
         )
