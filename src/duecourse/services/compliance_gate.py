@@ -90,7 +90,7 @@ class RulebookGate:
             compliance_reason=pl.when(pl.col("decision") == "allow")
             .then(pl.lit(f"allowed by rulebook {self.book.version}"))
             .otherwise(pl.format("rulebook {}: {}", pl.lit(self.book.version), pl.col("compliance_reason"))),
-            compliance_rules=pl.col("compliance_rules"),
+            compliance_rules=pl.when(pl.col("decision") == "block").then(pl.col("compliance_rules")),
             rulebook_version=pl.lit(self.book.version),
             scheduled_at=pl.when(pl.col("decision") == "allow")
             .then(pl.col("moment_utc"))

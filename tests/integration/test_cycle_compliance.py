@@ -1,0 +1,95 @@
+"""The daily cycle with the rulebook gate, on both backends: every proposal decided, blocks kept with their
+rules, holiday blocks rescheduled to the next allowed moment, nothing allowed that a rule forbids."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine, select
+
+from duecourse.adapters.crypto import FieldCipher
+from duecourse.adapters.db import tables as t
+from duecourse.compliance.calendar import HolidayCalendar
+from duecourse.compliance.checks.base import CheckContext
+from duecourse.compliance.rulebook import load_rulebook
+from duecourse.demo.book import generate_book, write_book
+from duecourse.services.compliance_gate import RulebookGate
+from duecourse.services.cycle import run_cycle
+from duecourse.services.importer import import_book
+from duecourse.services.messages import MessageCatalogue
+from duecourse.strategy import load_strategy
+
+ROOT = Path(__file__).resolve().parents[2]
+STRATEGY = load_strategy(ROOT / "strategies" / "default.yaml")
+BOOK = load_rulebook(ROOT / "rules")
+CTX = CheckContext(calendar=HolidayCalendar.load(ROOT / "rules" / "calendars"))
+MESSAGES = MessageCatalogue.load(ROOT / "templates" / "messages.yaml")
+START = date(2026, 9, 28)
+BOOK_ZONE = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture
+def demo_book(engine: Engine, tmp_path: Path) -> Engine:
+    generated = generate_book(300, START, seed=11, days_ahead=1)
+    folder = write_book(generated, tmp_path / "book", "csv")
+    cipher = FieldCipher.from_key_file(tmp_path / "key")
+    report = import_book(engine, folder, tmp_path / "rejects", cipher, "test", datetime(2026, 9, 28, 20, tzinfo=UTC))
+    assert report.rejected == 0
+    return engine
+
+
+def _actions(engine: Engine, day: date) -> list[dict[str, object]]:
+    a = t.proposed_action
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                a.c.channel,
+                a.c.compliance_status,
+                a.c.compliance_rules,
+                a.c.compliance_reason,
+                a.c.scheduled_at,
+                a.c.rulebook_version,
+            ).where(a.c.as_of == day)
+        ).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def test_a_working_day_allows_lawful_contacts_and_keeps_blocks_with_their_rules(demo_book: Engine) -> None:
+    gate = RulebookGate(demo_book, BOOK, CTX, MESSAGES)
+    day = date(2026, 9, 28)  # a Monday, no holiday
+    summary = run_cycle(demo_book, STRATEGY, gate, day, now=datetime(2026, 9, 28, 21, tzinfo=UTC))
+    actions = _actions(demo_book, day)
+    assert actions, "the demo book has delinquent loans to treat"
+    statuses = {a["compliance_status"] for a in actions}
+    assert "allowed" in statuses and statuses <= {"allowed", "blocked"}
+    assert all(a["rulebook_version"] == BOOK.version for a in actions)
+    for a in actions:
+        if a["compliance_status"] == "allowed":
+            assert a["compliance_rules"] is None and a["scheduled_at"] is not None
+        else:
+            rules = str(a["compliance_rules"]).split(",")
+            assert rules and all(r in str(a["compliance_reason"]) for r in rules)
+    internal = [a for a in actions if a["channel"] in ("legal", "agency", "none")]
+    assert all(a["compliance_status"] == "blocked" for a in internal), "no rule can allow an internal step"
+    assert sum(summary.blocks_by_rule.values()) >= sum(1 for a in actions if a["compliance_status"] == "blocked")
+
+
+def test_a_statutory_holiday_reschedules_contacts_to_the_next_working_day(demo_book: Engine) -> None:
+    gate = RulebookGate(demo_book, BOOK, CTX, MESSAGES)
+    day = date(2026, 10, 1)  # National Day: 1–7 October 2026 are days off (rules/calendars/CN.csv)
+    run_cycle(demo_book, STRATEGY, gate, day, now=datetime(2026, 10, 1, 21, tzinfo=UTC))
+    actions = _actions(demo_book, day)
+    contacts = [a for a in actions if a["channel"] not in ("legal", "agency", "none")]
+    assert contacts and not any(a["compliance_status"] == "allowed" for a in contacts)
+    rescheduled = [a for a in contacts if a["compliance_status"] == "rescheduled"]
+    assert rescheduled, "a holiday block alone is rescheduled, not dropped"
+    for a in rescheduled:
+        assert a["compliance_rules"] == "HOUSE.HOLIDAYS"
+        when = a["scheduled_at"]
+        assert isinstance(when, datetime)
+        local = (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(BOOK_ZONE)
+        assert CTX.calendar.is_off_day("CN", local.date()) is False
+        assert local.date() > date(2026, 10, 7)
