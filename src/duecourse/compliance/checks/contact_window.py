@@ -26,7 +26,6 @@ from duecourse.compliance.checks.base import Check, CheckContext, Finding, Param
 from duecourse.compliance.facts import Proposal, Window
 
 MINUTE_NS = 60 * 1_000_000_000
-DAY_NS = 24 * 60 * MINUTE_NS
 
 
 class ContactWindowParams(Params):
