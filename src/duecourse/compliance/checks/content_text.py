@@ -72,9 +72,10 @@ _AFTER: Final = "|".join(re.escape(m) for c in CURRENCY_MARKS.values() for m in 
 _FIGURE: Final = "[0-9](?:[0-9,.]*[0-9])?"
 # A figure with the currency mark around it, if any: "¥1,234.56", "1234.56 元", "$ 1,234.56", "2026".
 MONEY: Final = f"(?:(?:{_BEFORE}) ?)?{_FIGURE}(?: ?(?:{_AFTER}))?"
-# An amount as the policy accepts it: thousands separated by commas or not at all, exactly two decimals,
-# at most 16 integer digits (so the minor units fit in 64 bits on both paths).
-AMOUNT: Final = r"^(?:[0-9]{1,3}(?:,[0-9]{3}){1,5}|[0-9]{1,16})\.[0-9]{2}$"
+# An amount as the policy accepts it (group 1): thousands separated by commas or not at all, exactly two
+# decimals, at most 16 integer digits (so the minor units fit in 64 bits on both paths). A comma and more
+# figures may follow, as when a full-width comma runs into the next number ("¥1,234.56，2026年…").
+AMOUNT: Final = r"^((?:[0-9]{1,3}(?:,[0-9]{3}){1,5}|[0-9]{1,16})\.[0-9]{2})(?:,[0-9][0-9,.]*)?$"
 
 
 def money(token: str) -> tuple[str | None, int | None]:
@@ -83,9 +84,8 @@ def money(token: str) -> tuple[str | None, int | None]:
     after = re.search(f"(?:{_AFTER})$", token)
     mark = before.group(0) if before else after.group(0) if after else None
     figure = re.search(_FIGURE, token)
-    minor = None
-    if figure is not None and re.search(AMOUNT, figure.group(0)):
-        minor = int(re.sub("[,.]", "", figure.group(0)))
+    amount = None if figure is None else re.search(AMOUNT, figure.group(0))
+    minor = None if amount is None else int(re.sub("[,.]", "", amount.group(1)))
     return (None if mark is None else MARK_CURRENCY[mark]), minor
 
 
@@ -105,9 +105,7 @@ def money_frame(frame: pl.DataFrame, key: str = "proposal_id") -> pl.DataFrame:
         .select(
             key,
             currency=mark.replace_strict(MARK_CURRENCY, default=None, return_dtype=pl.String),
-            minor=pl.when(figure.str.contains(AMOUNT))
-            .then(figure.str.replace_all("[,.]", "").cast(pl.Int64, strict=False))
-            .otherwise(None),
+            minor=figure.str.extract(AMOUNT, 1).str.replace_all("[,.]", "").cast(pl.Int64, strict=False),
         )
     )
 
