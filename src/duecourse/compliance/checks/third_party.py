@@ -40,6 +40,7 @@ from duecourse.compliance.checks.frequency import (
     NO_ZONE,
     CapParams,
     ContactCap,
+    any_of,
     debtor_zone,
     local_day,
     on_history,
@@ -212,13 +213,10 @@ def _batch_failed_since(
     frame: pl.DataFrame, history: pl.DataFrame, failed_calls: int, outcomes: tuple[Outcome, ...]
 ) -> pl.DataFrame:
     """proposal_id, _failed_since: the batch twin of `_failed_since`."""
-    events = history.select("proposal_id", "at", "channel", "counterpart", "outcome", "initiated_by").filter(
-        pl.col("counterpart") == "debtor"
-    )
-    events = on_history(events, frame.select("proposal_id", _moment="moment_utc")).filter(
-        pl.col("at") < pl.col("_moment")
-    )
-    reached = events.filter(pl.col("outcome").is_in(REACHED)).group_by("proposal_id").agg(_reached=pl.col("at").max())
+    debtor = history.select(pl.col("counterpart") == "debtor").to_series()
+    events = history.select("proposal_id", "at", "channel", "outcome", "initiated_by").filter(debtor)
+    events = on_history(events, frame).filter(pl.col("at") < pl.lit(frame.get_column("moment_utc")).gather("_pos"))
+    reached = events.filter(any_of("outcome", REACHED)).group_by("proposal_id").agg(_reached=pl.col("at").max())
     failed = (
         events.filter(
             (pl.col("channel") == "call") & (pl.col("initiated_by") == "collector") & pl.col("outcome").is_in(outcomes)
