@@ -123,7 +123,8 @@ def test_one_audit_entry_per_batch_commits_to_the_days_rows(book: Engine, tmp_pa
     assert sorted(e["action"] for e in found) == ["action.proposed", "case.closed", "case.opened"]
     for e in found:
         day = date.fromisoformat(e["entity_id"])
-        rows = day_rows(book, e["action"], day)
+        with book.connect() as conn:
+            rows = day_rows(conn, e["action"], day)
         assert e["payload"]["day_rows"] == rows.height > 0
         assert e["payload"]["sha256"] == content_digest(rows), f"{e['action']} of {day} does not match its rows"
     opened = next(e for e in found if e["action"] == "case.opened")
@@ -132,4 +133,6 @@ def test_one_audit_entry_per_batch_commits_to_the_days_rows(book: Engine, tmp_pa
     with book.begin() as conn:
         conn.execute(update(t.proposed_action).where(t.proposed_action.c.as_of == date(2026, 2, 20)).values(arm="B"))
     proposed = next(e for e in found if e["action"] == "action.proposed" and e["entity_id"] == "2026-02-20")
-    assert proposed["payload"]["sha256"] != content_digest(day_rows(book, "action.proposed", date(2026, 2, 20)))
+    with book.connect() as conn:
+        tampered = day_rows(conn, "action.proposed", date(2026, 2, 20))
+    assert proposed["payload"]["sha256"] != content_digest(tampered)

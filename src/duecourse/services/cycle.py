@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 
 from duecourse.adapters.db import tables as t
 from duecourse.adapters.db.bulk import read_frame, write_frame
@@ -308,23 +308,35 @@ def content_digest(rows: pl.DataFrame) -> str:
     return hashlib.sha256(rows.write_csv(quote_style="non_numeric").encode()).hexdigest()
 
 
-def day_rows(engine: Engine, action: str, as_of: date) -> pl.DataFrame:
-    """The committed rows a batch entry of `action` for `as_of` covers, in the order its digest hashes them."""
+def day_rows(conn: Connection, action: str, as_of: date) -> pl.DataFrame:
+    """The rows a batch entry of `action` for `as_of` covers, as `conn` sees them, in the order its digest hashes them.
+
+    Read through `conn`, not the bulk reader: inside the cycle's write transaction a second SQLite library
+    (ADBC's) must not open the file, because the two do not share their file locks and the second would
+    reset the write-ahead log index under the first.
+    """
     table, day, schema = BATCH_CONTENT[action]
-    sql = f"SELECT {', '.join(schema.names())} FROM {table} WHERE {day} = '{as_of.isoformat()}'"
-    return read_frame(engine, sql, schema).sort(schema.names(), nulls_last=True)
+    tbl = t.metadata.tables[table]
+    rows = conn.execute(select(*(tbl.c[c] for c in schema.names())).where(tbl.c[day] == as_of)).all()
+    return pl.DataFrame(rows, schema=schema, orient="row").sort(schema.names(), nulls_last=True)
 
 
 def _batch(
-    engine: Engine, actor: str, action: str, as_of: date, reason: str, new: pl.DataFrame, payload: dict[str, Any]
+    actor: str,
+    action: str,
+    as_of: date,
+    reason: str,
+    earlier: pl.DataFrame,
+    new: pl.DataFrame,
+    payload: dict[str, Any],
 ) -> AuditRecord:
     """One audit entry for a batch of decisions: it commits to the day's rows after this run (ADR 0005).
 
-    Rows committed earlier for the same day (a day run again after a late import) are read back, so the
+    `earlier` are the day's rows before this run wrote `new` (a day run again after a late import), so the
     digest always covers the whole day as it stands once this transaction commits.
     """
     table, _, schema = BATCH_CONTENT[action]
-    rows = pl.concat([day_rows(engine, action, as_of), new.select([pl.col(c).cast(t) for c, t in schema.items()])])
+    rows = pl.concat([earlier, new.select([pl.col(c).cast(t) for c, t in schema.items()])])
     return AuditRecord(
         actor,
         "cycle",
@@ -380,12 +392,13 @@ def _write_back(
 
         if to_open.height:
             opened = to_open.select("loan_key", opened_on=pl.lit(as_of))
+            earlier = day_rows(conn, "case.opened", as_of)
             write_frame(conn, t.collection_case, opened)
-            records.append(
-                _batch(engine, actor, "case.opened", as_of, "delinquent: left the current bucket", opened, {})
-            )
+            reason = "delinquent: left the current bucket"
+            records.append(_batch(actor, "case.opened", as_of, reason, earlier, opened, {}))
         if to_close.height:
             closing = to_close.select("case_key", "loan_key", closed_on=pl.lit(as_of), close_reason="close_reason")
+            earlier = day_rows(conn, "case.closed", as_of)
             conn.execute(
                 update(t.collection_case)
                 .where(t.collection_case.c.case_key == bindparam("ck"))
@@ -398,7 +411,13 @@ def _write_back(
             by_reason = dict(closing.group_by("close_reason").len().sort("close_reason").iter_rows())
             records.append(
                 _batch(
-                    engine, actor, "case.closed", as_of, "back in the current bucket", closing, {"by_reason": by_reason}
+                    actor,
+                    "case.closed",
+                    as_of,
+                    "back in the current bucket",
+                    earlier,
+                    closing,
+                    {"by_reason": by_reason},
                 )
             )
 
@@ -424,16 +443,17 @@ def _write_back(
                 orient="row",
             )
             new = new.join(open_cases, on="loan_key", how="left").select(BATCH_CONTENT["action.proposed"][2].names())
+            earlier = day_rows(conn, "action.proposed", as_of)
             summary.proposals_new = write_frame(conn, t.proposed_action, new)
             by_step = dict(new.group_by("step").len().sort("step").iter_rows())
             by_status = dict(new.group_by("compliance_status").len().sort("compliance_status").iter_rows())
             records.append(
                 _batch(
-                    engine,
                     actor,
                     "action.proposed",
                     as_of,
                     f"treatment ladder {strategy.name}: each proposal carries its step, reason and arm",
+                    earlier,
                     new,
                     {"by_step": by_step, "compliance": by_status},
                 )
