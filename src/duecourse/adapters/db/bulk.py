@@ -41,6 +41,9 @@ def read_frame(engine: Engine, sql: str, schema: pl.Schema) -> pl.DataFrame:
     """Run `sql` and return its rows as a frame with exactly `schema` (columns picked by name, cast to type).
 
     SQLite keeps dates as ISO text and booleans as 0/1; both become `pl.Date` / `pl.Boolean` here.
+    Never call it for a SQLite file while this process holds a write transaction on it: ADBC bundles its
+    own SQLite library, whose file locks the sqlite3 module's connections do not see, so opening the file
+    can reset the write-ahead log index under the writer (a bus error, or worse).
     """
     uri = adbc_uri(engine.url)
     if engine.dialect.name == "sqlite":
