@@ -191,6 +191,11 @@ class ContactCap(Check):
     def batch(
         self, proposals: pl.DataFrame, history: pl.DataFrame, params: CapParams, ctx: CheckContext
     ) -> pl.DataFrame:
+        return findings(self.verdicts(proposals, history, params))
+
+    def verdicts(self, proposals: pl.DataFrame, history: pl.DataFrame, params: CapParams) -> pl.DataFrame:
+        """proposal_id, verdict, facts for every proposal, in `proposals`' order (counted over the whole frame,
+        so the history's runs still line up with it)."""
         starts = {"_end": 1}
         if params.days is not None:
             starts["_first"] = 1 - params.days
@@ -210,22 +215,29 @@ class ContactCap(Check):
             ),
             starts,
         )
+        frame = frame.with_columns(n=_count(frame, history, params))
+        no_zone = pl.col("zone").is_null()
         no_address = pl.lit("address" in params.per) & pl.col("address").is_null()
-        missing = frame.filter(pl.col("zone").is_null() | no_address).select(
-            "proposal_id",
-            verdict=pl.lit("missing_facts"),
-            facts=pl.when(pl.col("zone").is_null())
-            .then(pl.lit(NO_ZONE))
-            .otherwise(pl.format(f"the {{}} names no number or address to count {params.what} on", "channel")),
-        )
-        frame = frame.filter(pl.col("zone").is_not_null() & ~no_address)
+        excluded = pl.lit(False)
         if params.consent_days is not None:
             consent = pl.col("debtor_consent_to_call_at")
-            excluded = (consent <= pl.col("moment_utc")) & (consent >= pl.col("_consent"))
-            frame = frame.filter(~excluded.fill_null(False))
-        over = frame.with_columns(n=_count(frame, history, params)).filter(pl.col("n") >= params.cap)
-        violations = over.select("proposal_id", verdict=pl.lit("violation"), facts=_sentence_expr(params))
-        return findings(pl.concat([missing, violations]))
+            excluded = ((consent <= pl.col("moment_utc")) & (consent >= pl.col("_consent"))).fill_null(False)
+        over = pl.col("n") >= params.cap
+        return frame.select(
+            "proposal_id",
+            verdict=pl.when(no_zone | no_address)
+            .then(pl.lit("missing_facts"))
+            .when(~excluded & over)
+            .then(pl.lit("violation"))
+            .otherwise(pl.lit("pass")),
+            facts=pl.when(no_zone)
+            .then(pl.lit(NO_ZONE))
+            .when(no_address)
+            .then(pl.format(f"the {{}} names no number or address to count {params.what} on", "channel"))
+            .when(~excluded & over)
+            .then(_sentence_expr(params))
+            .otherwise(pl.lit("")),
+        )
 
 
 def _counts(e: HistoryEvent, p: Proposal, params: CapParams, zone: ZoneInfo, first: date | None, day: date) -> bool:
@@ -250,7 +262,7 @@ def _count(frame: pl.DataFrame, history: pl.DataFrame, params: CapParams) -> pl.
 
     Cheapest tests first: the span of all windows, then what counts, then each proposal's own window, and
     only for the events left the counting units (gathered from `history` by row, lists included)."""
-    if frame.is_empty() or history.is_empty():
+    if frame.is_empty() or history.is_empty() or frame.get_column("_end").null_count() == frame.height:
         return pl.Series("n", [0] * frame.height, dtype=pl.UInt32)
     at = pl.col("at")
     span = at < frame.get_column("_end").max()

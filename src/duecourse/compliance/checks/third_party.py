@@ -40,6 +40,7 @@ from duecourse.compliance.checks.frequency import (
     NO_ZONE,
     CapParams,
     ContactCap,
+    aligned_runs,
     any_of,
     debtor_zone,
     local_day,
@@ -159,7 +160,7 @@ class UnreachableDebtor(Check):
         since = pl.when(reachable.not_()).then(recorded).otherwise(pl.lit(None, UTC_TIME))
         if params.failed_calls is not None:
             failed = _batch_failed_since(frame, history, params.failed_calls, params.failed_outcomes)
-            frame = frame.join(failed, on="proposal_id", how="left")
+            frame = frame.with_columns(_failed_since=failed)
             since = pl.min_horizontal(since, pl.col("_failed_since"))
         frame = frame.with_columns(_since=since)
         became = _local_date(frame, "_since")
@@ -211,20 +212,33 @@ def _local_date(frame: pl.DataFrame, column: str) -> pl.Expr:
 
 def _batch_failed_since(
     frame: pl.DataFrame, history: pl.DataFrame, failed_calls: int, outcomes: tuple[Outcome, ...]
-) -> pl.DataFrame:
-    """proposal_id, _failed_since: the batch twin of `_failed_since`."""
+) -> pl.Series:
+    """The batch twin of `_failed_since`, aligned with `frame`'s rows (null where the history shows nothing)."""
+    run = aligned_runs(history, frame)
     debtor = history.select(pl.col("counterpart") == "debtor").to_series()
-    events = history.select("proposal_id", "at", "channel", "outcome", "initiated_by").filter(debtor)
-    events = on_history(events, frame).filter(pl.col("at") < pl.lit(frame.get_column("moment_utc")).gather("_pos"))
-    reached = events.filter(any_of("outcome", REACHED)).group_by("proposal_id").agg(_reached=pl.col("at").max())
+    events = history.select(
+        "proposal_id", "at", "channel", "outcome", "initiated_by", _row=pl.int_range(pl.len(), dtype=pl.UInt32)
+    ).filter(debtor)
+    if run is None:
+        events = on_history(events, frame)
+    else:
+        events = events.with_columns(_pos=pl.lit(run).gather(pl.col("_row")))
+    events = events.filter(pl.col("at") < pl.lit(frame.get_column("moment_utc")).gather(pl.col("_pos")))
+    reached = events.filter(any_of("outcome", REACHED)).group_by("_pos").agg(_reached=pl.col("at").max())
     failed = (
         events.filter(
-            (pl.col("channel") == "call") & (pl.col("initiated_by") == "collector") & pl.col("outcome").is_in(outcomes)
+            (pl.col("channel") == "call") & (pl.col("initiated_by") == "collector") & any_of("outcome", outcomes)
         )
-        .join(reached, on="proposal_id", how="left")
+        .join(reached, on="_pos", how="left")
         .filter(pl.col("_reached").is_null() | (pl.col("at") > pl.col("_reached")))
+        .group_by("_pos")
+        .agg(_failed_since=pl.col("at").sort().slice(failed_calls - 1, 1).first())
     )
-    return failed.group_by("proposal_id").agg(_failed_since=pl.col("at").sort().slice(failed_calls - 1, 1).first())
+    return (
+        frame.select(_pos=pl.int_range(pl.len(), dtype=pl.UInt32))
+        .join(failed, on="_pos", how="left", maintain_order="left")
+        .get_column("_failed_since")
+    )
 
 
 def _purpose(who: str, why: str, params: UnreachableParams) -> str:
@@ -269,17 +283,25 @@ class LocationContact(ContactCap):
     def batch(
         self, proposals: pl.DataFrame, history: pl.DataFrame, params: CapParams, ctx: CheckContext
     ) -> pl.DataFrame:
-        represented = pl.col("debtor_attorney_represented")
-        attorney = proposals.filter(
-            represented.is_null() | (represented & pl.col("debtor_attorney_consents").ne_missing(True))
+        counted = self.verdicts(proposals, history, params)  # in `proposals`' order
+        represented = proposals.get_column("debtor_attorney_represented")
+        consents = proposals.get_column("debtor_attorney_consents")
+        unknown, known = represented.is_null(), represented & consents.ne_missing(True)
+        return findings(
+            counted.select(
+                "proposal_id",
+                verdict=pl.when(pl.lit(unknown))
+                .then(pl.lit("missing_facts"))
+                .when(pl.lit(known))
+                .then(pl.lit("violation"))
+                .otherwise(pl.col("verdict")),
+                facts=pl.when(pl.lit(unknown))
+                .then(pl.lit(_ATTORNEY_UNKNOWN))
+                .when(pl.lit(known))
+                .then(pl.lit(_ATTORNEY_KNOWN))
+                .otherwise(pl.col("facts")),
+            )
         )
-        decided = attorney.select(
-            "proposal_id",
-            verdict=pl.when(represented.is_null()).then(pl.lit("missing_facts")).otherwise(pl.lit("violation")),
-            facts=pl.when(represented.is_null()).then(pl.lit(_ATTORNEY_UNKNOWN)).otherwise(pl.lit(_ATTORNEY_KNOWN)),
-        )
-        rest = proposals.join(attorney, on="proposal_id", how="anti")
-        return pl.concat([findings(decided), super().batch(rest, history, params, ctx)])
 
 
 _ATTORNEY_UNKNOWN = "whether the consumer has an attorney for this debt is not recorded"
