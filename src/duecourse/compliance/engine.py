@@ -119,7 +119,8 @@ def decide(book: Rulebook, p: Proposal, ctx: CheckContext, *, reschedule: bool =
 
 
 def _only_time(outcomes: Iterable[RuleOutcome]) -> bool:
-    return all(o.rule is not None and o.rule.check.time_only for o in outcomes if o.blocks)
+    """Blocked only by the moment: time-only rules that found a violation (waiting never supplies a missing fact)."""
+    return all(o.rule is not None and o.rule.check.time_only and o.verdict == "violation" for o in outcomes if o.blocks)
 
 
 def _rule_outcome(rule: Rule, p: Proposal, ctx: CheckContext) -> RuleOutcome:
@@ -175,7 +176,7 @@ def _next_allowed(book: Rulebook, p: Proposal, ctx: CheckContext) -> datetime | 
     time_rules = [r for r in book.for_country(p.jurisdiction.country) if r.check.time_only]
     for step in range(1, STEPS + 1):
         moved = p.model_copy(update={"moment": p.moment + step * RESCHEDULE_STEP})
-        if not any(_rule_outcome(rule, moved, ctx).blocks for rule in time_rules):
+        if not any(_rule_outcome(rule, moved, ctx).blocks for rule in time_rules):  # violations and missing facts
             return moved.moment if not any(o.blocks for o in _evaluate(book, moved, ctx)) else None
     return None
 
@@ -246,8 +247,12 @@ def batch_findings(
     """
     known = [p.country for p in book.packs.values() if p.country != "*"]
     decidable = proposals.filter(pl.col("country").is_in(known))  # the others are blocked for having no pack
+    for check in {id(r.check): r.check for r in book.rules}.values():
+        decidable = check.precompute(decidable)
     countries = decidable.select("proposal_id", "country")
-    by_country = history.join(countries, on="proposal_id").partition_by("country", as_dict=True, include_key=False)
+    by_country = history.join(countries, on="proposal_id", maintain_order="left").partition_by(
+        "country", as_dict=True, include_key=False
+    )
     subsets: dict[tuple[object, ...], tuple[pl.Series, pl.DataFrame]] = {}
     law = pl.Series("law", [False] * decidable.height, dtype=pl.Boolean())
     # Only obligations declared by two rules of one rank can conflict; track those rules' subsets.
@@ -284,7 +289,10 @@ def batch_findings(
                 parts.append(
                     found.select(FINDINGS.names())
                     .join(subset.select("proposal_id"), on="proposal_id", how="semi")
-                    .with_columns(rule=pl.lit(rule.id), time_only=pl.lit(rule.check.time_only))
+                    .with_columns(
+                        rule=pl.lit(rule.id),
+                        time_only=pl.lit(rule.check.time_only) & (pl.col("verdict") == "violation"),
+                    )
                 )
     found_all = pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=FOUND)
     if only_time:

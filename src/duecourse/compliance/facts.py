@@ -203,7 +203,7 @@ PROPOSALS = pl.Schema(
         "message_language": pl.String(),
         "visit": pl.Boolean(),  # a visit block was given
         "visit_staff_count": pl.Int16(),
-        "visit_certified_count": pl.Int16(),  # staff certified on the proposal's UTC date
+        "visit_certified_count": pl.Int16(),  # staff certified on the visit's local date
         "visit_identification_shown": pl.Boolean(),
         "visit_enters_premises": pl.Boolean(),
         "visit_consent_to_enter": pl.Boolean(),
@@ -285,7 +285,7 @@ def _windows(windows: Sequence[Window]) -> list[dict[str, int]]:
 def proposal_row(p: Proposal) -> dict[str, object]:
     """One proposal flattened to a `PROPOSALS` row (used to build frames from wire input)."""
     d, v, debt = p.debtor, p.visit, p.debt
-    day = p.moment_utc.date()
+    day = p.moment.date()  # the visit's local day
     return {
         "proposal_id": p.id,
         "country": p.jurisdiction.country,

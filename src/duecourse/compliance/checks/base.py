@@ -58,6 +58,12 @@ class Check(ABC):
     # rescheduled to the next allowed moment instead of dropped.
     time_only: ClassVar[bool] = False
 
+    def precompute(self, proposals: pl.DataFrame) -> pl.DataFrame:
+        """Columns derived once per batch for every rule of this check (e.g. normalised message text).
+
+        The engine calls it once before the rules run; `batch` must also work on an unprepared frame."""
+        return proposals
+
     @abstractmethod
     def one(self, proposal: Proposal, params: Any, ctx: CheckContext) -> Finding:
         """The verdict for one proposal, with a sentence on the facts (also for pass / not applicable)."""

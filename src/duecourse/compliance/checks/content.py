@@ -188,6 +188,14 @@ class MessageWording(Check):
                     return Finding("violation", f"{which} lacks required wording: {w.label}")
         return Finding("pass", "the message uses no forbidden wording and says all it must")
 
+    def precompute(self, proposals: pl.DataFrame) -> pl.DataFrame:
+        """The spaced and dense forms of every message, normalised once for all wording rules."""
+        if "message_spaced" in proposals.columns:
+            return proposals
+        return proposals.with_columns(message_spaced=spaced_expr(pl.col("message_text"))).with_columns(
+            message_dense=pl.col("message_spaced").str.replace_all(" ", "", literal=True)
+        )
+
     def batch(
         self, proposals: pl.DataFrame, history: pl.DataFrame, params: WordingParams, ctx: CheckContext
     ) -> pl.DataFrame:
@@ -197,8 +205,11 @@ class MessageWording(Check):
             verdict=pl.lit("missing_facts"),
             facts=pl.format("no message text is given for this {}", "channel"),
         )
-        have = proposals.filter(text.is_not_null()).with_columns(spaced=spaced_expr(text))
-        have = have.with_columns(dense=pl.col("spaced").str.replace_all(" ", "", literal=True))
+        have = (
+            self.precompute(proposals)
+            .filter(text.is_not_null())
+            .with_columns(spaced=pl.col("message_spaced"), dense=pl.col("message_dense"))
+        )
         questions = _batch_questions(have, history, params)
         if not questions:
             return findings(no_text)

@@ -90,13 +90,13 @@ class CertifiedParams(Params):
 
 
 class VisitCertifiedStaff(VisitCheck):
-    """Every visitor certified on the visit's day (the UTC date, as the frame counts `visit_certified_count`)."""
+    """Every visitor certified on the visit's local day (as the frame counts `visit_certified_count`)."""
 
     kind = "visit_certified_staff"
     params = CertifiedParams
 
     def visit(self, proposal: Proposal, visit: Visit, params: CertifiedParams) -> Finding:
-        day = proposal.moment_utc.date()
+        day = proposal.moment.date()
         if not visit.staff:
             return Finding("missing_facts", "no visiting staff are named, so their certification cannot be checked")
         lapsed = sum(1 for s in visit.staff if s.certified_until is None or s.certified_until < day)
@@ -119,7 +119,7 @@ class VisitCertifiedStaff(VisitCheck):
                     "{} of {} visiting staff hold no collection certification valid on {}",
                     n - certified,
                     n,
-                    pl.col("moment_utc").dt.date().dt.to_string("%Y-%m-%d"),
+                    pl.col("moment_local_date").dt.to_string("%Y-%m-%d"),
                 ),
             ),
         ]
