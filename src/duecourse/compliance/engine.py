@@ -247,7 +247,7 @@ def batch_findings(
     """
     known = [p.country for p in book.packs.values() if p.country != "*"]
     decidable = proposals.filter(pl.col("country").is_in(known))  # the others are blocked for having no pack
-    for check in {id(r.check): r.check for r in book.rules}.values():
+    for check in {id(r.check): r.check for r in book.rules if r.check.time_only or not only_time}.values():
         decidable = check.precompute(decidable)
     countries = decidable.select("proposal_id", "country")
     by_country = history.join(countries, on="proposal_id", maintain_order="left").partition_by(
