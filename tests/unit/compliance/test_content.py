@@ -34,8 +34,9 @@ from duecourse.compliance.checks.content_text import (
     spaced,
     spaced_expr,
 )
-from duecourse.compliance.facts import Proposal, to_frames
+from duecourse.compliance.facts import Proposal
 from duecourse.compliance.rulebook import load_rulebook
+from tests.unit.compliance.status_helpers import assert_paths_agree
 
 ROOT = Path(__file__).resolve().parents[3]
 BOOK = load_rulebook(ROOT / "rules")
@@ -250,19 +251,6 @@ def proposals(draw: st.DrawFn, n: int) -> list[Proposal]:
     return out
 
 
-def _agree(params: WordingParams, batch: list[Proposal]) -> None:
-    frame, history = to_frames(batch)
-    found = CHECK.batch(frame, history, params, CTX)
-    by_id = {row["proposal_id"]: (row["verdict"], row["facts"]) for row in found.iter_rows(named=True)}
-    assert len(by_id) == found.height, "one finding per proposal"
-    for p in batch:
-        single = CHECK.one(p, params, CTX)
-        if single.blocks:
-            assert by_id.get(p.id) == (single.verdict, single.facts), p.message
-        else:
-            assert p.id not in by_id, (p.message, by_id.get(p.id), single)
-
-
 @pytest.mark.parametrize(
     "params",
     [
@@ -275,7 +263,7 @@ def _agree(params: WordingParams, batch: list[Proposal]) -> None:
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batch=proposals(12))
 def test_single_and_batch_agree(params: WordingParams, batch: list[Proposal]) -> None:
-    _agree(params, batch)
+    assert_paths_agree(CHECK, params, batch)
 
 
 # --- reading texts ------------------------------------------------------------------------------------
@@ -415,4 +403,4 @@ def test_a_call_without_script_is_not_checked_but_a_letter_without_text_is_missi
     letter = Proposal.model_validate({**doc, "id": "q", "channel": "letter"})
     assert CHECK.one(call, REQUIRED, CTX).verdict == "not_applicable"
     assert CHECK.one(letter, REQUIRED, CTX).verdict == "missing_facts"
-    _agree(REQUIRED, [call, letter])
+    assert_paths_agree(CHECK, REQUIRED, [call, letter])

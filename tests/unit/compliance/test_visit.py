@@ -31,7 +31,8 @@ from duecourse.compliance.checks.visit import (
     VisitRecording,
     VisitTeamSize,
 )
-from duecourse.compliance.facts import Proposal, to_frames
+from duecourse.compliance.facts import Proposal
+from tests.unit.compliance.status_helpers import assert_paths_agree
 
 ROOT = Path(__file__).resolve().parents[3]
 CTX = CheckContext(calendar=HolidayCalendar.load(ROOT / "rules" / "calendars"))
@@ -156,21 +157,6 @@ PARAMS: list[tuple[Check, st.SearchStrategy[Params]]] = [
         ),
     ),
 ]
-
-
-def assert_paths_agree(check: Check, params: Params, batch: list[Proposal]) -> None:
-    """The batch path blocks exactly the proposals the single path blocks, with the same verdict and facts."""
-    frame, history = to_frames(batch)
-    found = check.batch(frame, history, params, CTX)
-    assert found["proposal_id"].is_unique().all()
-    by_batch = {row["proposal_id"]: (row["verdict"], row["facts"]) for row in found.to_dicts()}
-    by_one = {}
-    for p in batch:
-        finding = check.one(p, params, CTX)
-        assert finding.facts, f"{check.kind} gave no facts for {p.id}"
-        if finding.blocks:
-            by_one[p.id] = (finding.verdict, finding.facts)
-    assert by_batch == by_one
 
 
 @pytest.mark.parametrize(("check", "params"), PARAMS, ids=[c.kind for c, _ in PARAMS])
