@@ -174,9 +174,8 @@ def main() -> None:
     print(f"rulebook {book.version}: {result['rules']} rules")
     print(f"built {args.proposals:,} proposals with {history.height:,} history events in {build_s:.1f} s")
     print(f"batch (decide_batch, no reschedule): {batch_s:.2f} s = {result['batch_per_s']:,} proposals/s")
-    print(
-        f"batch with rescheduling:             {batch_full_s:.2f} s = {result['batch_with_reschedule_per_s']:,} proposals/s"
-    )
+    per_s = result["batch_with_reschedule_per_s"]
+    print(f"batch with rescheduling:             {batch_full_s:.2f} s = {per_s:,} proposals/s")
     print(f"decisions {mix}; rescheduled {rescheduled:,}")
     print(
         f"live decide() over {args.live:,} proposals: median {result['live_median_ms']} ms, "

@@ -57,7 +57,7 @@ def rules_list(
 ) -> None:
     """Every rule: id, pack, kind, check, title, in force since, last reviewed."""
     book = _book()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": r.id,
             "pack": r.pack,
@@ -93,7 +93,16 @@ def rules_show(rule_id: str, as_json: JsonOut = False) -> None:
     except KeyError:
         err.print(f"[red]no rule {rule_id!r}[/red] (see `duecourse rules list`)")
         raise typer.Exit(2) from None
-    doc = {
+    versions: list[dict[str, Any]] = [
+        {
+            "effective_from": v.effective_from.isoformat(),
+            "effective_to": None if v.effective_to is None else v.effective_to.isoformat(),
+            "values": None if v.params is None else v.params.model_dump(mode="json"),
+            "citations": [c.model_dump(exclude_none=True) for c in v.citations],
+        }
+        for v in rule.versions
+    ]
+    doc: dict[str, Any] = {
         "id": rule.id,
         "pack": rule.pack,
         "country": rule.country,
@@ -105,22 +114,14 @@ def rules_show(rule_id: str, as_json: JsonOut = False) -> None:
         "scope": rule.scope.model_dump(exclude_none=True),
         "last_reviewed": rule.last_reviewed.isoformat(),
         "file": rule.path,
-        "versions": [
-            {
-                "effective_from": v.effective_from.isoformat(),
-                "effective_to": None if v.effective_to is None else v.effective_to.isoformat(),
-                "values": None if v.params is None else v.params.model_dump(mode="json"),
-                "citations": [c.model_dump(exclude_none=True) for c in v.citations],
-            }
-            for v in rule.versions
-        ],
+        "versions": versions,
     }
     if as_json:
         _dump(doc)
         return
     console.print(f"[bold]{rule.id}[/bold] — {rule.title.en}" + (f" / {rule.title.zh}" if rule.title.zh else ""))
     console.print(f"{rule.description}\npack {rule.pack}, {rule.kind}, check {rule.check.kind}, file {rule.path}")
-    for v in doc["versions"]:  # type: ignore[attr-defined]
+    for v in versions:
         until = v["effective_to"] or "now"
         console.print(
             f"\n[bold]{v['effective_from']} → {until}[/bold]  values: {json.dumps(v['values'], ensure_ascii=False)}"
