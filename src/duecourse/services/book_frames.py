@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from duecourse.adapters.db import tables as t
 from duecourse.adapters.db.bulk import read_frame
@@ -38,38 +37,35 @@ def _where_loan(loan_key: int | None, column: str = "loan_key") -> str:
 def load_book(engine: Engine, as_of: date, loan_key: int | None = None) -> BookFrames:
     """All events with a value date on or before `as_of` (later ones cannot affect the state as of it).
 
-    The reads run side by side on their own connections (ADBC releases the GIL while the database produces
-    rows), the instalments — the biggest table — in two halves of the loan keys. Payments come back in
-    (loan, value date) order, the order the ledger works in, so it does not sort them again.
+    Payments come back in (loan, value date) order, the order the ledger works in, so it need not sort them.
+    (Reading the tables side by side on two connections was tried: the SQLite reads did not overlap and
+    used more CPU, so they run one after the other.)
     """
     d = as_of.isoformat()
     loan_filter = _where_loan(loan_key)
-    reads: dict[str, tuple[str, pl.Schema]] = {
-        "loans": (
-            "SELECT loan_key, loan_id, borrower_key, product, currency, principal, annual_rate, penalty_rate, term,"
-            f" start_date, method FROM loan{loan_filter}",
-            f.LOANS,
-        ),
-    }
-    instalments = "SELECT loan_key, seq, due_date, principal, interest, fee FROM instalment"
-    split = None if loan_key is not None else _middle_loan_key(engine)
-    if split is None:
-        reads["instalments"] = (f"{instalments}{loan_filter}", f.INSTALMENTS)
-    else:
-        reads["instalments"] = (f"{instalments} WHERE loan_key <= {split}", f.INSTALMENTS)
-        reads["instalments_after"] = (f"{instalments} WHERE loan_key > {split}", f.INSTALMENTS)
+    loans = read_frame(
+        engine,
+        "SELECT loan_key, loan_id, borrower_key, product, currency, principal, annual_rate, penalty_rate, term,"
+        f" start_date, method FROM loan{loan_filter}",
+        f.LOANS,
+    )
+    instalments = read_frame(
+        engine, f"SELECT loan_key, seq, due_date, principal, interest, fee FROM instalment{loan_filter}", f.INSTALMENTS
+    )
     pay_filter = f" WHERE value_date <= '{d}'" + ("" if loan_key is None else f" AND loan_key = {int(loan_key)}")
-    reads["payments"] = (
+    payments = read_frame(
+        engine,
         f"SELECT payment_key, loan_key, value_date, amount, reverses_payment_key FROM payment{pay_filter}",
         f.PAYMENTS,
-    )
+    ).sort("loan_key", "value_date", "payment_key")
     hold_filter = f" WHERE start_date <= '{d}'"
     if loan_key is not None:
         hold_filter += (
             f" AND (loan_key = {int(loan_key)} OR (loan_key IS NULL AND borrower_key ="
             f" (SELECT borrower_key FROM loan WHERE loan_key = {int(loan_key)})))"
         )
-    reads["holds"] = (
+    holds = read_frame(
+        engine,
         "SELECT hold_key, borrower_key, loan_key, kind, start_date, end_date, pauses_clock, pauses_outreach"
         f" FROM hold{hold_filter}",
         f.HOLDS,
@@ -79,7 +75,8 @@ def load_book(engine: Engine, as_of: date, loan_key: int | None = None) -> BookF
         if loan_key is None
         else f" WHERE borrower_key = (SELECT borrower_key FROM loan WHERE loan_key = {int(loan_key)})"
     )
-    reads["borrowers"] = (
+    raw_borrowers = read_frame(
+        engine,
         f"SELECT borrower_key, borrower_id, language, birth_date, flags FROM borrower{borrower_filter}",
         pl.Schema(
             {
@@ -91,30 +88,9 @@ def load_book(engine: Engine, as_of: date, loan_key: int | None = None) -> BookF
             }
         ),
     )
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        pending = {name: pool.submit(read_frame, engine, sql, schema) for name, (sql, schema) in reads.items()}
-        payments = pool.submit(lambda: pending["payments"].result().sort("loan_key", "value_date", "payment_key"))
-        frames = {name: future.result() for name, future in pending.items()}
-        if "instalments_after" in frames:
-            frames["instalments"] = pl.concat([frames["instalments"], frames.pop("instalments_after")], rechunk=False)
-        frames["payments"] = payments.result()
-    borrowers = frames["borrowers"].with_columns(
+    borrowers = raw_borrowers.with_columns(
         flags=pl.when(pl.col("flags") == "")
         .then(pl.lit([], pl.List(pl.String)))
         .otherwise(pl.col("flags").str.split(","))
     )
-    return BookFrames(
-        frames["loans"],
-        frames["instalments"],
-        frames["payments"],
-        frames["holds"],
-        f.conform(borrowers, f.BORROWERS),
-        load_conventions(engine),
-    )
-
-
-def _middle_loan_key(engine: Engine) -> int | None:
-    """The loan key that splits the book in two halves of keys (None for an empty book)."""
-    with engine.connect() as conn:
-        low, high = conn.execute(select(func.min(t.loan.c.loan_key), func.max(t.loan.c.loan_key))).one()
-    return None if low is None else (int(low) + int(high)) // 2
+    return BookFrames(loans, instalments, payments, holds, f.conform(borrowers, f.BORROWERS), load_conventions(engine))

@@ -40,7 +40,9 @@ def adbc_uri(url: URL) -> str:
 def read_frame(engine: Engine, sql: str, schema: pl.Schema) -> pl.DataFrame:
     """Run `sql` and return its rows as a frame with exactly `schema` (columns picked by name, cast to type).
 
-    SQLite keeps dates as ISO text and booleans as 0/1; both become `pl.Date` / `pl.Boolean` here.
+    SQLite keeps dates as ISO text and booleans as 0/1; both become `pl.Date` / `pl.Boolean` here. The
+    driver delivers rows in batches of about a thousand; the frame is made contiguous once here, since
+    every later step (casts, joins, `to_numpy`) is much slower over thousands of small chunks.
     Never call it for a SQLite file while this process holds a write transaction on it: ADBC bundles its
     own SQLite library, whose file locks the sqlite3 module's connections do not see, so opening the file
     can reset the write-ahead log index under the writer (a bus error, or worse).
@@ -53,13 +55,13 @@ def read_frame(engine: Engine, sql: str, schema: pl.Schema) -> pl.DataFrame:
             cur.execute(f"SELECT * FROM ({sql}) LIMIT 0")
             _check_columns(schema, [d[0] for d in cur.description or ()])
             cur.execute(_sqlite_typed(sql, schema))
-            raw = pl.from_arrow(cur.fetch_arrow_table())
+            raw = pl.from_arrow(cur.fetch_arrow_table(), rechunk=True)
         assert isinstance(raw, pl.DataFrame)
         raw = raw.slice(1)  # drop the type-setting first row, see _sqlite_typed
     else:
         with adbc_pg.connect(uri) as con, con.cursor() as cur:
             cur.execute(sql)
-            raw = pl.from_arrow(cur.fetch_arrow_table())
+            raw = pl.from_arrow(cur.fetch_arrow_table(), rechunk=True)
         assert isinstance(raw, pl.DataFrame)
     return _conform(raw, schema)
 
