@@ -27,6 +27,8 @@ def _container(home: Path, url: str | None = None) -> Container:
             data_dir=home,
             data_key_path=home / "data.key",
             strategy_path=ROOT / "strategies" / "default.yaml",
+            rules_path=ROOT / "rules",
+            messages_path=ROOT / "templates" / "messages.yaml",
         )
     )
 
