@@ -205,10 +205,11 @@ class MessageWording(Check):
             verdict=pl.lit("missing_facts"),
             facts=pl.format("no message text is given for this {}", "channel"),
         )
+        # Only the columns the questions read: a rule's subset has some sixty, and each rule filters its own.
         have = (
             self.precompute(proposals)
-            .filter(text.is_not_null())
-            .with_columns(spaced=pl.col("message_spaced"), dense=pl.col("message_dense"))
+            .select(*_READ, spaced=pl.col("message_spaced"), dense=pl.col("message_dense"))
+            .filter(pl.col("spaced").is_not_null())
         )
         questions = _batch_questions(have, history, params)
         if not questions:
@@ -266,6 +267,19 @@ def _is_initial(p: Proposal, params: WordingParams) -> bool:
 
 # --- batch ------------------------------------------------------------------------------------------
 
+_READ: Final = (
+    "proposal_id",
+    "moment_utc",
+    "channel",
+    "counterpart",
+    "actor_kind",
+    "actor_name",
+    "debt_id",
+    "debt_balance",
+    "debt_currency",
+    "debt_due_date",
+    "debt_official_accounts",
+)
 Question = tuple[pl.Expr, str, pl.Expr]  # (blocks?, verdict, facts), in the order the single path asks
 
 
