@@ -39,8 +39,18 @@ SPECS: Final[dict[str, FileSpec]] = {
         ("latitude", "longitude"),
     ),
     "loans": FileSpec(
-        ("loan_id", "borrower_id", "product", "currency", "principal", "annual_rate", "penalty_rate", "term",
-         "start_date", "method"),
+        (
+            "loan_id",
+            "borrower_id",
+            "product",
+            "currency",
+            "principal",
+            "annual_rate",
+            "penalty_rate",
+            "term",
+            "start_date",
+            "method",
+        ),
     ),
     "instalments": FileSpec(("loan_id", "seq", "due_date", "principal", "interest"), ("fee",)),
     "payments": FileSpec(("payment_id", "loan_id", "value_date", "amount"), ("reverses_payment_id", "booked_at")),
@@ -92,14 +102,18 @@ def read_book(directory: Path) -> Book:
     # A misspelt table file ("loan.csv", "products.yml") would otherwise be silently skipped; other files
     # (a README, a generator's notes) are left alone.
     stray = sorted(
-        p.name for p in directory.iterdir()
-        if p.is_file() and p.name != PRODUCTS_FILE
+        p.name
+        for p in directory.iterdir()
+        if p.is_file()
+        and p.name != PRODUCTS_FILE
         and (p.suffix.lower() in (*SUFFIXES, ".yaml", ".yml") and not p.name.startswith("."))
         and (p.stem not in SPECS or p.suffix.lower() not in SUFFIXES)
     )
     if stray:
-        raise BookFormatError(stray[0], f"not a book file; expected {PRODUCTS_FILE} or "
-                              f"{{{', '.join(SPECS)}}} with suffix .csv or .parquet")
+        raise BookFormatError(
+            stray[0],
+            f"not a book file; expected {PRODUCTS_FILE} or {{{', '.join(SPECS)}}} with suffix .csv or .parquet",
+        )
     products = _read_products(directory / PRODUCTS_FILE) if (directory / PRODUCTS_FILE).exists() else None
     files: dict[str, BookFile] = {}
     for table in SPECS:

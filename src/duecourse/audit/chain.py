@@ -78,11 +78,31 @@ class ChainedEntry:
         return row
 
 
-def entry_hash(seq: int, at: datetime, actor: str, origin: str, action: str, entity: str, entity_id: str,
-               reason: str, payload: str, prev_hash: str) -> str:
+def entry_hash(
+    seq: int,
+    at: datetime,
+    actor: str,
+    origin: str,
+    action: str,
+    entity: str,
+    entity_id: str,
+    reason: str,
+    payload: str,
+    prev_hash: str,
+) -> str:
     body = canonical_json(
-        {"seq": seq, "at": utc_iso(at), "actor": actor, "origin": origin, "action": action, "entity": entity,
-         "entity_id": entity_id, "reason": reason, "payload": payload, "prev_hash": prev_hash}
+        {
+            "seq": seq,
+            "at": utc_iso(at),
+            "actor": actor,
+            "origin": origin,
+            "action": action,
+            "entity": entity,
+            "entity_id": entity_id,
+            "reason": reason,
+            "payload": payload,
+            "prev_hash": prev_hash,
+        }
     )
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
@@ -122,8 +142,18 @@ def first_break(
                 return (seq, "does not link to the entry before it (removed, inserted or reordered)")
             at = e["at"] if isinstance(e["at"], datetime) else datetime.fromisoformat(str(e["at"]))
             payload = e["payload"] if isinstance(e["payload"], str) else canonical_json(e["payload"])
-            h = entry_hash(seq, as_utc(at), e["actor"], e["origin"], e["action"], e["entity"], e["entity_id"],
-                           e["reason"], payload, prev_hash)
+            h = entry_hash(
+                seq,
+                as_utc(at),
+                e["actor"],
+                e["origin"],
+                e["action"],
+                e["entity"],
+                e["entity_id"],
+                e["reason"],
+                payload,
+                prev_hash,
+            )
             stored = e["hash"]
         except (KeyError, TypeError, ValueError) as err:
             return (prev_seq + 1, f"entry {prev_seq + 1} is malformed ({type(err).__name__}: {err})")
@@ -133,6 +163,8 @@ def first_break(
             return (seq, "does not match the recorded head of the chain (altered, later hashes recomputed)")
         prev_seq, prev_hash = seq, h
     if expected_head is not None and prev_seq < expected_head[0]:
-        return (prev_seq + 1, f"chain ends at entry {prev_seq} but the head records entry {expected_head[0]} "
-                              "(newest entries removed)")
+        return (
+            prev_seq + 1,
+            f"chain ends at entry {prev_seq} but the head records entry {expected_head[0]} (newest entries removed)",
+        )
     return None

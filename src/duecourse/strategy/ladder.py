@@ -64,8 +64,13 @@ PROPOSALS: Final = pl.Schema(
 """At most one row per loan: the step proposed today."""
 
 _ALWAYS_READ: Final = (
-    "loan_key", "borrower_id", "overdue_total", "next_due_amount",
-    "has_outreach_hold", "has_active_promise", "has_active_plan",
+    "loan_key",
+    "borrower_id",
+    "overdue_total",
+    "next_due_amount",
+    "has_outreach_hold",
+    "has_active_promise",
+    "has_active_plan",
 )
 _GID: Final = "_gid"  # global step number across all ladders
 _SEG: Final = "_seg"  # index of the matched segment
@@ -121,8 +126,13 @@ class _Plan:
                 "_stop_plan": stops(StopCondition.ACTIVE_PLAN),
             },
             schema={
-                _GID: pl.Int32, "_code": pl.Int32, "_every_days": pl.Int32, "_pre_due": pl.Boolean,
-                "_stop_paid": pl.Boolean, "_stop_promise": pl.Boolean, "_stop_hold": pl.Boolean,
+                _GID: pl.Int32,
+                "_code": pl.Int32,
+                "_every_days": pl.Int32,
+                "_pre_due": pl.Boolean,
+                "_stop_paid": pl.Boolean,
+                "_stop_promise": pl.Boolean,
+                "_stop_hold": pl.Boolean,
                 "_stop_plan": pl.Boolean,
             },
         )

@@ -257,8 +257,10 @@ class _Reader:
         stop_if = ALL_STOP_CONDITIONS
         if "stop_if" in doc:
             stop_key = _join(key, "stop_if")
-            listed = [self.choice(c, f"{stop_key}[{i}]", StopCondition) for i, c in enumerate(
-                self.items(doc["stop_if"], stop_key, allow_empty=True))]
+            listed = [
+                self.choice(c, f"{stop_key}[{i}]", StopCondition)
+                for i, c in enumerate(self.items(doc["stop_if"], stop_key, allow_empty=True))
+            ]
             if len(set(listed)) != len(listed):
                 self.fail(stop_key, "lists a condition twice")
             stop_if = frozenset(listed)
@@ -301,9 +303,12 @@ class _Reader:
                 missing = [a for a in split.arm_names if a not in choice]
                 extra = [str(a) for a in choice if a not in split.arm_names]
                 if missing or extra:
-                    self.fail(ladder_key, f"must name a ladder for exactly the arms {', '.join(split.arm_names)}"
-                              + (f"; missing {', '.join(missing)}" if missing else "")
-                              + (f"; unknown {', '.join(extra)}" if extra else ""))
+                    self.fail(
+                        ladder_key,
+                        f"must name a ladder for exactly the arms {', '.join(split.arm_names)}"
+                        + (f"; missing {', '.join(missing)}" if missing else "")
+                        + (f"; unknown {', '.join(extra)}" if extra else ""),
+                    )
                 by_arm = {arm: self.text(choice[arm], _join(ladder_key, arm)) for arm in split.arm_names}
                 keys = {arm: _join(ladder_key, arm) for arm in split.arm_names}
             else:
