@@ -245,8 +245,7 @@ def batch_findings(
     history of its rule's country and its findings are kept for the proposals the rule applies to.
     `only_time` evaluates just the time-only rules, without the engine's own findings (for rescheduling).
     """
-    known = [p.country for p in book.packs.values() if p.country != "*"]
-    decidable = proposals.filter(pl.col("country").is_in(known))  # the others are blocked for having no pack
+    decidable = proposals.filter(pl.col("country").is_in(book.countries))  # the others are blocked for having no pack
     for check in {id(r.check): r.check for r in book.rules if r.check.time_only or not only_time}.values():
         decidable = check.precompute(decidable)
     countries = decidable.select("proposal_id", "country")
@@ -329,8 +328,7 @@ def _contested(book: Rulebook) -> set[str]:
 
 
 def _batch_no_pack(book: Rulebook, proposals: pl.DataFrame) -> pl.DataFrame:
-    known = [p.country for p in book.packs.values() if p.country != "*"]
-    return proposals.filter(~pl.col("country").is_in(known)).select(
+    return proposals.filter(~pl.col("country").is_in(book.countries)).select(
         "proposal_id",
         verdict=pl.lit("no_rule"),
         facts=pl.format("no rule pack for jurisdiction '{}': cannot decide", pl.col("country")),

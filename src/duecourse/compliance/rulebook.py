@@ -148,8 +148,13 @@ class Rulebook:
     def for_country(self, country: str) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.country in (country, "*"))
 
+    @property
+    def countries(self) -> list[str]:
+        """The jurisdictions a pack governs (not the `*` packs that apply everywhere)."""
+        return [p.country for p in self.packs.values() if p.country != "*"]
+
     def has_country(self, country: str) -> bool:
-        return any(p.country == country for p in self.packs.values())
+        return country in self.countries
 
     def get(self, rule_id: str) -> Rule:
         for r in self.rules:

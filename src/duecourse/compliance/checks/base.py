@@ -10,6 +10,7 @@ tests prove both give the same verdicts.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal
 
@@ -75,6 +76,19 @@ class Check(ABC):
         `proposals` has the `facts.PROPOSALS` schema, `history` the `facts.HISTORY` schema (rows keyed by
         `proposal_id`). Set-based: no Python loop over rows.
         """
+
+
+STAMP: Final = "%Y-%m-%d %H:%M"  # UTC instants in findings, the same on both paths
+
+
+def among(column: str, values: Sequence[str]) -> pl.Expr:
+    """`column` is one of `values` (False for null), typed so that an empty list works."""
+    return pl.col(column).is_in(pl.Series(list(values), dtype=pl.String).implode()).fill_null(False)
+
+
+def blocking(frame: pl.LazyFrame) -> pl.DataFrame:
+    """A check's lazy findings collected as `FINDINGS`: the optimiser reads only the columns the check uses."""
+    return findings(frame.collect())
 
 
 def findings(frame: pl.DataFrame) -> pl.DataFrame:

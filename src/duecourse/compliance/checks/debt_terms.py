@@ -7,8 +7,7 @@ from datetime import UTC
 import polars as pl
 from pydantic import Field
 
-from duecourse.compliance.checks.base import Check, CheckContext, Finding, Params
-from duecourse.compliance.checks.holds import STAMP, among, blocking
+from duecourse.compliance.checks.base import STAMP, Check, CheckContext, Finding, Params, among, blocking
 from duecourse.compliance.facts import Proposal, Purpose
 
 DAYS_PER_YEAR = 365  # a limitation period of N years is never shorter than N * 365 days

@@ -9,21 +9,10 @@ from zoneinfo import ZoneInfo
 import polars as pl
 from pydantic import Field
 
-from duecourse.compliance.checks.base import Check, CheckContext, Finding, Params, findings
+from duecourse.compliance.checks.base import STAMP, Check, CheckContext, Finding, Params, among, blocking
 from duecourse.compliance.facts import CeaseForm, Flag, Proposal, Purpose, TimeZoneName
 
-STAMP = "%Y-%m-%d %H:%M"  # UTC instants in findings, the same on both paths
 DAY = "%Y-%m-%d"
-
-
-def among(column: str, values: Sequence[str]) -> pl.Expr:
-    """`column` is one of `values` (False for null), typed so that an empty list works."""
-    return pl.col(column).is_in(pl.Series(list(values), dtype=pl.String).implode()).fill_null(False)
-
-
-def blocking(frame: pl.LazyFrame) -> pl.DataFrame:
-    """A check's lazy findings collected as `FINDINGS`: the optimiser reads only the columns the check uses."""
-    return findings(frame.collect())
 
 
 def _allowed(purposes: Sequence[str]) -> str:

@@ -7,8 +7,7 @@ from datetime import UTC
 import polars as pl
 from pydantic import Field
 
-from duecourse.compliance.checks.base import Check, CheckContext, Finding, Params
-from duecourse.compliance.checks.holds import STAMP, among, blocking
+from duecourse.compliance.checks.base import STAMP, Check, CheckContext, Finding, Params, among, blocking
 from duecourse.compliance.facts import UTC_TIME, Channel, Proposal
 
 
