@@ -4,10 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests and the demo need. Add one per line as features arrive
-# (chromium fonts-noto-cjk poppler-utils for letters and browser tests).
+# Debian packages the tests and the demo need, one per line.
 APT_PACKAGES=(
     postgresql
+    fonts-noto-cjk   # Chinese letters (WeasyPrint) and the verification page
+    chromium         # browser tests (Playwright drives Debian's chromium, never a downloaded one)
+    poppler-utils    # pdftotext / pdffonts read rendered letters back in tests
+    zbar-tools       # zbarimg decodes the QR code printed on a notice, in tests
 )
 
 missing=()

@@ -9,13 +9,14 @@ from functools import cached_property
 
 from sqlalchemy import Engine
 
-from duecourse.adapters.crypto import FieldCipher
+from duecourse.adapters.crypto import FieldCipher, read_or_create_key
 from duecourse.adapters.db import migrate
 from duecourse.adapters.db.engine import make_engine
 from duecourse.compliance.calendar import HolidayCalendar
 from duecourse.compliance.checks.base import CheckContext
 from duecourse.compliance.port import CompliancePort
 from duecourse.compliance.rulebook import Rulebook, load_rulebook
+from duecourse.domain.verification import CodeSigner
 from duecourse.services.compliance_gate import RulebookGate
 from duecourse.services.messages import MessageCatalogue
 from duecourse.settings import Settings
@@ -45,6 +46,14 @@ class Container:
         return FieldCipher.from_key_file(self.settings.data_key_path)
 
     @cached_property
+    def signer(self) -> CodeSigner:
+        return CodeSigner(read_or_create_key(self.settings.verification_key_path, 32))
+
+    @cached_property
+    def messages(self) -> MessageCatalogue:
+        return MessageCatalogue.load(self.settings.messages_path)
+
+    @cached_property
     def strategy(self) -> Strategy:
         return load_strategy(self.settings.strategy_path)
 
@@ -58,9 +67,7 @@ class Container:
 
     @cached_property
     def compliance(self) -> CompliancePort:
-        return RulebookGate(
-            self.engine, self.rulebook, self.check_context, MessageCatalogue.load(self.settings.messages_path)
-        )
+        return RulebookGate(self.engine, self.rulebook, self.check_context, self.messages)
 
 
 def build(settings: Settings | None = None) -> Container:

@@ -14,7 +14,11 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from duecourse import bootstrap
+from duecourse.cli_calls import calls_app
 from duecourse.cli_compliance import compliance_app, rules_app
+from duecourse.cli_dispatch import dispatch_app
+from duecourse.cli_visits import visits_app
+from duecourse.cli_web import web_app
 from duecourse.domain.errors import BookFormatError, DueCourseError
 from duecourse.domain.money import format_money
 
@@ -31,6 +35,10 @@ app.add_typer(report_app, name="report")
 app.add_typer(audit_app, name="audit")
 app.add_typer(rules_app, name="rules")
 app.add_typer(compliance_app, name="compliance")
+app.add_typer(dispatch_app, name="dispatch")
+app.add_typer(calls_app, name="calls")
+app.add_typer(visits_app, name="visits")
+app.add_typer(web_app, name="web")
 
 console = Console()
 err = Console(stderr=True)

@@ -15,6 +15,15 @@ class Settings:
     strategy_path: Path
     rules_path: Path  # the rule packs (rules/README.md)
     messages_path: Path  # message texts and the lender's identity (templates/messages.yaml)
+    verification_key_path: Path  # the secret that signs verification codes (created on first use)
+    public_url: str  # where the public /verify page is served; printed in QR codes and messages
+    smtp_url: str | None  # e-mail: smtp://host:port (smtps:// for TLS), credentials in the URL if needed
+    mail_from: str
+    sms_url: str | None  # the SMS gateway's base URL (adapters/channels/README.md)
+    sms_api_key: str | None
+    sms_sender: str
+    push_url: str | None  # the app-push webhook
+    push_secret: str | None  # signs push webhook bodies
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -28,4 +37,13 @@ class Settings:
             strategy_path=Path(env.get("DUECOURSE_STRATEGY", "strategies/default.yaml")),
             rules_path=Path(env.get("DUECOURSE_RULES", "rules")),
             messages_path=Path(env.get("DUECOURSE_MESSAGES", "templates/messages.yaml")),
+            verification_key_path=Path(env.get("DUECOURSE_VERIFY_KEY_FILE", str(data_dir / "verify.key"))),
+            public_url=env.get("DUECOURSE_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+            smtp_url=env.get("DUECOURSE_SMTP_URL") or None,
+            mail_from=env.get("DUECOURSE_MAIL_FROM", "collections@example.com"),
+            sms_url=env.get("DUECOURSE_SMS_URL") or None,
+            sms_api_key=env.get("DUECOURSE_SMS_API_KEY") or None,
+            sms_sender=env.get("DUECOURSE_SMS_SENDER", "DueCourse"),
+            push_url=env.get("DUECOURSE_PUSH_URL") or None,
+            push_secret=env.get("DUECOURSE_PUSH_SECRET") or None,
         )

@@ -43,23 +43,7 @@ class FieldCipher:
     @classmethod
     def from_key_file(cls, path: Path) -> FieldCipher:
         """Load the key (base64 text); create it, readable by the owner only, if the file does not exist."""
-        path = Path(path)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            key = AESGCM.generate_key(bit_length=256)
-            # O_EXCL: never overwrite a key another process has just written (that would orphan its data).
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                return cls.from_key_file(path)
-            with os.fdopen(fd, "w", encoding="ascii") as fh:
-                fh.write(base64.b64encode(key).decode("ascii") + "\n")
-        raw = path.read_text(encoding="ascii").strip()
-        try:
-            key = base64.b64decode(raw, validate=True)
-        except ValueError:
-            raise ValueError(f"{path}: the data key file is not base64 text") from None
-        return cls(key)
+        return cls(read_or_create_key(path, KEY_BYTES))
 
     def encrypt(self, plaintext: str, field: str) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
@@ -88,3 +72,25 @@ class FieldCipher:
 
     def decrypt_many(self, tokens: Iterable[bytes], field: str) -> list[str]:
         return [self.decrypt(tok, field) for tok in tokens]
+
+
+def read_or_create_key(path: Path, size: int) -> bytes:
+    """A secret key kept as base64 text in `path`; created (owner-only, never overwritten) when missing."""
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: never overwrite a key another process has just written (that would orphan its data).
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return read_or_create_key(path, size)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(base64.b64encode(os.urandom(size)).decode("ascii") + "\n")
+    raw = path.read_text(encoding="ascii").strip()
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except ValueError:
+        raise ValueError(f"{path}: the key file is not base64 text") from None
+    if len(key) != size:
+        raise ValueError(f"{path}: the key must be {size} bytes, got {len(key)}")
+    return key

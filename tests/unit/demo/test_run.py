@@ -21,16 +21,15 @@ DAYS = 6
 
 
 def _container(home: Path, url: str | None = None) -> Container:
-    return Container(
-        Settings(
-            database_url=url or f"sqlite:///{home / 'duecourse.db'}",
-            data_dir=home,
-            data_key_path=home / "data.key",
-            strategy_path=ROOT / "strategies" / "default.yaml",
-            rules_path=ROOT / "rules",
-            messages_path=ROOT / "templates" / "messages.yaml",
-        )
-    )
+    env = {
+        "DUECOURSE_HOME": str(home),
+        "DUECOURSE_STRATEGY": str(ROOT / "strategies" / "default.yaml"),
+        "DUECOURSE_RULES": str(ROOT / "rules"),
+        "DUECOURSE_MESSAGES": str(ROOT / "templates" / "messages.yaml"),
+    }
+    if url:
+        env["DUECOURSE_DATABASE_URL"] = url
+    return Container(Settings.from_env(env))
 
 
 @pytest.fixture(scope="module")

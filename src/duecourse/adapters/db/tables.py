@@ -236,3 +236,49 @@ audit_head = Table(
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+# --- Reaching the debtor (issue 4) ------------------------------------------------------------------
+
+# Every contact that happened: dispatched messages and their delivery receipts, call outcomes, visit
+# outcomes, letters posted, contacts the debtor started. Append-only; the compliance history
+# (frequency caps, conversations) is read from here. `event_id` makes recording idempotent.
+contact_event = Table(
+    "contact_event",
+    metadata,
+    Column("event_key", Key, primary_key=True, autoincrement=True),
+    Column("event_id", String(160), nullable=False, unique=True),
+    Column("borrower_key", ForeignKey("borrower.borrower_key"), nullable=False),
+    Column("loan_key", ForeignKey("loan.loan_key")),
+    Column("action_key", ForeignKey("proposed_action.action_key")),
+    Column("at", DateTime(timezone=True), nullable=False),  # when it happened (UTC)
+    Column("channel", String(16), nullable=False),  # compliance channel: call sms email letter app_push visit
+    Column("counterpart", String(24), nullable=False),  # debtor spouse family emergency_contact employer …
+    Column("address", String(64)),  # "cp:<contact_key>": the number or address used
+    Column("outcome", String(24), nullable=False),  # compliance outcome: conversation connected no_answer …
+    Column("initiated_by", String(16), nullable=False),  # collector | debtor | counterpart
+    Column("actor_kind", String(24), nullable=False),  # lender | agency | debt_collector
+    Column("agent", String(64)),  # who made it (agent id, "dispatcher")
+    Column("provider_message_id", String(128)),
+    Column("details", JSON, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Index("ix_contact_event_borrower_at", "borrower_key", "at"),
+)
+
+# Short signed codes printed on every notice, message, call script and visitor badge, checked on /verify.
+# Only a digest of the code is stored: a copy of the database does not hand out working codes.
+verification_code = Table(
+    "verification_code",
+    metadata,
+    Column("code_key", Key, primary_key=True, autoincrement=True),
+    Column("code_digest", String(64), nullable=False, unique=True),  # SHA-256 of the normalised code
+    Column("purpose", String(16), nullable=False),  # message | notice | call | visit
+    Column("channel", String(16), nullable=False),
+    Column("borrower_key", ForeignKey("borrower.borrower_key"), nullable=False, index=True),
+    Column("loan_key", ForeignKey("loan.loan_key")),
+    Column("action_key", ForeignKey("proposed_action.action_key")),
+    Column("reference", String(64)),  # what else it is tied to, e.g. "visit:V-2026-000123"
+    Column("lender", String(128), nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)

@@ -1,0 +1,1 @@
+"""Channel adapters: how a message leaves DueCourse (SMTP, an SMS gateway, an app-push webhook, letters)."""

@@ -1,0 +1,1 @@
+"""The HTTP face of DueCourse (FastAPI): the public /verify page, the staff API, provider webhooks."""
