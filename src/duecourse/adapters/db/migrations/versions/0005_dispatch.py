@@ -1,0 +1,24 @@
+"""the dispatch outbox: delivery state, attempts, dead letters
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-29 13:15:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0005'
+down_revision = '0004'
+branch_labels = None
+depends_on = None
+
+Key = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    pass  # placeholder: its owner adds the tables (issue 4)
+
+
+def downgrade() -> None:
+    pass

@@ -1,0 +1,24 @@
+"""verification attempts and scam alerts
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-29 13:15:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0006'
+down_revision = '0005'
+branch_labels = None
+depends_on = None
+
+Key = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    pass  # placeholder: its owner adds the tables (issue 4)
+
+
+def downgrade() -> None:
+    pass

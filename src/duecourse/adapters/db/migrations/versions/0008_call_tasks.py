@@ -1,0 +1,24 @@
+"""the agent work queue and promises to pay
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-11-29 13:15:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0008'
+down_revision = '0007'
+branch_labels = None
+depends_on = None
+
+Key = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    pass  # placeholder: its owner adds the tables (issue 4)
+
+
+def downgrade() -> None:
+    pass
