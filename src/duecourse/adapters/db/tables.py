@@ -282,3 +282,135 @@ verification_code = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
 )
+
+# --- Door visits (issue 4, point 5; owner: visits) ----------------------------------------------------
+
+# Field staff who may be sent on door visits. The name is personal data (encrypted); the badge number is
+# printed on the pre-visit notice and shown on /verify so a debtor can check who is at the door.
+staff = Table(
+    "staff",
+    metadata,
+    Column("staff_key", Key, primary_key=True, autoincrement=True),
+    Column("staff_id", String(32), nullable=False, unique=True),
+    Column("name_enc", LargeBinary, nullable=False),
+    Column("badge", String(32), nullable=False, unique=True),
+    Column("region", String(64), nullable=False),  # ISO 3166-2, as borrower.region: where they work
+    Column("active", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Training certifications; one that has expired on a visit's day does not count (HOUSE.VISIT.CERTIFIED).
+staff_certification = Table(
+    "staff_certification",
+    metadata,
+    Column("certification_key", Key, primary_key=True, autoincrement=True),
+    Column("staff_key", ForeignKey("staff.staff_key"), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),  # field_visit
+    Column("issued_on", Date, nullable=False),
+    Column("expires_on", Date, nullable=False),  # last day it is valid
+    UniqueConstraint("staff_key", "kind", "issued_on"),
+)
+
+# A supervisor's approval to visit a vulnerable debtor (HOUSE.VULNERABLE), audited when granted.
+visit_approval = Table(
+    "visit_approval",
+    metadata,
+    Column("approval_key", Key, primary_key=True, autoincrement=True),
+    Column("borrower_key", ForeignKey("borrower.borrower_key"), nullable=False, index=True),
+    Column("approved_by", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("approved_at", DateTime(timezone=True), nullable=False),
+    Column("valid_until", Date, nullable=False),
+)
+
+# One door visit, planned from an allowed `visit` action of the cycle, through notice, schedule, check-in,
+# check-out and outcome. `status` is the last step reached; every step is also an audit entry.
+visit = Table(
+    "visit",
+    metadata,
+    Column("visit_key", Key, primary_key=True, autoincrement=True),
+    Column("visit_id", String(32), nullable=False, unique=True),  # "V-<year>-<action_key>", printed on the notice
+    Column("action_key", ForeignKey("proposed_action.action_key"), nullable=False, unique=True),
+    Column("borrower_key", ForeignKey("borrower.borrower_key"), nullable=False, index=True),
+    Column("loan_key", ForeignKey("loan.loan_key"), nullable=False),
+    Column("contact_key", ForeignKey("contact_point.contact_key"), nullable=False),  # the address visited
+    Column("status", String(24), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("balance", BigInteger, nullable=False),  # overdue amount when planned, minor units
+    Column("expected_recovery", BigInteger, nullable=False),  # minor units
+    Column("cost", BigInteger, nullable=False),  # minor units
+    Column("office_id", String(32), nullable=False),
+    Column("distance_m", Integer, nullable=False),  # from the office, straight line
+    Column("eligibility", JSON, nullable=False),  # the explained verdict that planned it
+    Column("window_start", Date, nullable=False),  # the visit window the notice announces (local dates)
+    Column("window_end", Date, nullable=False),
+    Column("planned_at", DateTime(timezone=True), nullable=False),
+    Column("notice_issued_at", DateTime(timezone=True)),
+    Column("notice_letter", String(128)),  # the print batch file of the notice
+    Column("notice_delivered_at", DateTime(timezone=True)),
+    Column("notice_delivery", String(32)),  # registered_post | courier | hand | ...
+    Column("scheduled_start", DateTime(timezone=True)),
+    Column("scheduled_end", DateTime(timezone=True)),
+    Column("checked_in_at", DateTime(timezone=True)),
+    Column("check_in_latitude", Float),
+    Column("check_in_longitude", Float),
+    Column("checked_out_at", DateTime(timezone=True)),
+    Column("check_out_latitude", Float),
+    Column("check_out_longitude", Float),
+    Column("outcome", JSON),
+    Column("reported_at", DateTime(timezone=True)),
+)
+
+# The team of a scheduled visit (at least two certified staff: CN.VISIT.STAFF, HOUSE.VISIT.CERTIFIED).
+visit_team = Table(
+    "visit_team",
+    metadata,
+    Column("visit_key", ForeignKey("visit.visit_key"), primary_key=True),
+    Column("staff_key", ForeignKey("staff.staff_key"), primary_key=True),
+)
+
+# Evidence files (recordings, photos) kept by content hash under data_dir/evidence/ab/abcdef…: one copy per
+# content, one row per visit that refers to it.
+visit_evidence = Table(
+    "visit_evidence",
+    metadata,
+    Column("visit_key", ForeignKey("visit.visit_key"), primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("media_type", String(128), nullable=False),
+    Column("added_at", DateTime(timezone=True), nullable=False),
+)
+
+# --- Dispatch (issue 4, H1) -------------------------------------------------------------------------
+
+# The outbox's delivery state: one row per allowed action handed to a channel, keyed by the action's
+# idempotency key. queued -> sending (leased by one dispatcher) -> sent -> delivered | failed; cancelled when
+# the send-time re-check says no; dead when retries run out or a crashed send cannot be proven either way
+# (adapters/channels/README.md). The verification code is kept encrypted so a retry re-sends the same code.
+dispatch_outbox = Table(
+    "dispatch_outbox",
+    metadata,
+    Column("outbox_key", Key, primary_key=True, autoincrement=True),
+    Column("action_key", ForeignKey("proposed_action.action_key"), nullable=False, unique=True),
+    Column("idempotency_key", String(160), nullable=False, unique=True),
+    Column("loan_key", ForeignKey("loan.loan_key"), nullable=False),
+    Column("channel", String(16), nullable=False),  # the ladder's channel: sms email app letter call visit
+    Column("state", String(16), nullable=False),  # queued sending sent delivered failed cancelled dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("lease_until", DateTime(timezone=True)),  # a 'sending' row belongs to its dispatcher until then
+    Column("lease_owner", String(64)),
+    Column("provider", String(32)),
+    Column("provider_message_id", String(128), index=True),
+    Column("address", String(64)),  # "cp:<contact_key>": the contact point used
+    Column("code_digest", String(64)),  # the message's verification code (verification_code.code_digest)
+    Column("code_enc", LargeBinary),  # the code itself, encrypted: a retry sends the same one
+    Column("reason", Text),  # why cancelled / dead / failed, naming the rules where a rule decided
+    Column("rules", Text),  # comma-separated rule ids behind a cancel
+    Column("last_error", Text),
+    Column("enqueued_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True)),
+    Column("done_at", DateTime(timezone=True)),  # delivered / failed / cancelled / dead
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_dispatch_outbox_state_next", "state", "next_attempt_at"),
+)
