@@ -20,6 +20,7 @@ RANDOM_BYTES: Final = 6
 TAG_BYTES: Final = 4
 CODE_LENGTH: Final = (RANDOM_BYTES + TAG_BYTES) * 8 // 5  # 16 characters
 _DOMAIN: Final = b"duecourse/verification-code/v1"
+_FINGERPRINT: Final = b"duecourse/fingerprint/v1/"
 _READ_AS: Final = str.maketrans({"O": "0", "I": "1", "L": "1"})
 _VALUE: Final = {c: i for i, c in enumerate(ALPHABET)}
 
@@ -47,6 +48,13 @@ class CodeSigner:
         body, tag = raw[:RANDOM_BYTES], raw[RANDOM_BYTES:]
         return hmac.compare_digest(tag, self._tag(body))
 
+    def fingerprint(self, purpose: str, value: str) -> str:
+        """A keyed hash (HMAC-SHA256, hex) of `value` for `purpose` ("client", "identity"): stored and compared in
+        place of an IP address or a phone or ID number, useless to whoever copies the table without the key."""
+        return hmac.new(
+            self._key, _FINGERPRINT + purpose.encode("ascii") + b"\0" + value.encode("utf-8"), hashlib.sha256
+        ).hexdigest()
+
     def _tag(self, body: bytes) -> bytes:
         return hmac.new(self._key, _DOMAIN + body, hashlib.sha256).digest()[:TAG_BYTES]
 
@@ -67,6 +75,30 @@ def display(code: str) -> str:
 def digest(code: str) -> str:
     """What is stored: the SHA-256 of the canonical code (the code itself is never stored)."""
     return hashlib.sha256(code.encode("ascii")).hexdigest()
+
+
+def identity_number(text: str) -> tuple[str, str] | None:
+    """What someone typed as "the number this came to / my ID number", as (kind, normalised) or None.
+
+    A resident ID is 18 characters (17 digits and a digit or X, GB 11643); anything else with 7 to 15
+    digits is a phone number, kept as its digits with a leading China country code (+86 / 0086) dropped,
+    so "+86 138-0013-8001" and "13800138001" hash alike.
+    """
+    cleaned = "".join(ch for ch in text.upper() if ch.isalnum())
+    if len(cleaned) == 18 and cleaned[:17].isdigit() and (cleaned[17].isdigit() or cleaned[17] == "X"):
+        return "national_id", cleaned
+    if not cleaned.isdigit():
+        return None
+    for prefix in ("0086", "86"):
+        if cleaned.startswith(prefix) and len(cleaned) - len(prefix) == 11:
+            cleaned = cleaned[len(prefix) :]
+            break
+    return ("phone", cleaned) if 7 <= len(cleaned) <= 15 else None
+
+
+def masked(number: str) -> str:
+    """Only the last four characters shown: `13800138001` -> `*******8001`."""
+    return "*" * max(len(number) - 4, 0) + number[-4:]
 
 
 def _encode(raw: bytes) -> str:

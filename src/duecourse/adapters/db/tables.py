@@ -414,3 +414,49 @@ dispatch_outbox = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_dispatch_outbox_state_next", "state", "next_attempt_at"),
 )
+
+# --- Verification checks (issue 4, point 6; owner: verification) ------------------------------------
+# Every check on the public /verify page, kept to throttle guessing and to spot scam campaigns. Nothing
+# here is personal data in clear: the client is a keyed hash of its IP address, the code only a prefix
+# of its digest, a phone or ID number typed on the page only its keyed hash (services/verification.py).
+verification_attempt = Table(
+    "verification_attempt",
+    metadata,
+    Column("attempt_key", Key, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("client_key", String(64), nullable=False),  # HMAC of the client's IP address under the verification key
+    # genuine | malformed | forged | unknown | expired | revoked | identity_mismatch | throttled
+    Column("result", String(24), nullable=False),
+    Column("failed", Boolean, nullable=False),  # counts towards the throttles
+    Column("code_prefix", String(16)),  # first characters of the code's digest; null when it was not a code
+    Column("borrower_key", ForeignKey("borrower.borrower_key")),  # when the code (or the typed number) names one
+    Column("named_hash", String(64)),  # HMAC of the phone or ID number the person typed, if any
+    Index("ix_verification_attempt_client_at", "client_key", "at"),
+    Index("ix_verification_attempt_failed_at", "failed", "at"),
+    Index("ix_verification_attempt_named_at", "named_hash", "at"),
+)
+
+# A burst of failed checks naming one debtor: someone is sending fake messages in the lender's name.
+verification_alert = Table(
+    "verification_alert",
+    metadata,
+    Column("alert_key", Key, primary_key=True, autoincrement=True),
+    Column("kind", String(24), nullable=False),  # scam_campaign
+    Column("named_hash", String(64), nullable=False, index=True),
+    Column("masked", String(32), nullable=False),  # the typed number with all but its last four characters hidden
+    Column("borrower_key", ForeignKey("borrower.borrower_key")),  # when identity_index resolves the hash
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("failures", Integer, nullable=False),
+)
+
+# Keyed hashes of each borrower's own phone numbers and national ID, so an alert can name the debtor
+# without the page ever decrypting the book. Filled by `index_identities` when the book is imported.
+identity_index = Table(
+    "identity_index",
+    metadata,
+    Column("borrower_key", ForeignKey("borrower.borrower_key"), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # phone | national_id
+    Column("digest", String(64), primary_key=True),
+    Index("ix_identity_index_digest", "digest"),
+)
