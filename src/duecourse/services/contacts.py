@@ -67,8 +67,8 @@ def record_contacts(conn: Connection, events: Sequence[ContactEvent], now: datet
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     new = 0
     for i in range(0, len(rows), _CHUNK):
-        stmt = dialect_insert(t.contact_event).values(rows[i : i + _CHUNK])
-        stmt = stmt.on_conflict_do_nothing(index_elements=["event_id"]).returning(t.contact_event.c.event_key)
+        batch = dialect_insert(t.contact_event).values(rows[i : i + _CHUNK])
+        stmt = batch.on_conflict_do_nothing(index_elements=["event_id"]).returning(t.contact_event.c.event_key)
         # RETURNING counts what was inserted on both backends (psycopg reports no rowcount for this statement).
         new += len(conn.execute(stmt).all())
     return new
