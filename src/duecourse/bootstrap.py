@@ -18,7 +18,7 @@ from duecourse.compliance.port import CompliancePort
 from duecourse.compliance.rulebook import Rulebook, load_rulebook
 from duecourse.domain.verification import CodeSigner
 from duecourse.services.compliance_gate import RulebookGate
-from duecourse.services.messages import MessageCatalogue
+from duecourse.services.messages import MessageCatalogue, screen
 from duecourse.settings import Settings
 from duecourse.strategy.loader import load_strategy
 from duecourse.strategy.model import Strategy
@@ -51,7 +51,9 @@ class Container:
 
     @cached_property
     def messages(self) -> MessageCatalogue:
-        return MessageCatalogue.load(self.settings.messages_path)
+        catalogue = MessageCatalogue.load(self.settings.messages_path, f"{self.settings.public_url}/verify")
+        screen(catalogue, self.rulebook, self.check_context, self.clock().date())
+        return catalogue
 
     @cached_property
     def strategy(self) -> Strategy:
