@@ -3,10 +3,12 @@ rules, holiday blocks rescheduled to the next allowed moment, nothing allowed th
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import polars as pl
 import pytest
 from sqlalchemy import Engine, select
 
@@ -17,6 +19,7 @@ from duecourse.compliance.checks.base import CheckContext
 from duecourse.compliance.rulebook import load_rulebook
 from duecourse.demo.book import generate_book, write_book
 from duecourse.services.compliance_gate import RulebookGate
+from duecourse.services.contacts import ContactEvent, record_contacts
 from duecourse.services.cycle import run_cycle
 from duecourse.services.importer import import_book
 from duecourse.services.messages import MessageCatalogue
@@ -93,3 +96,79 @@ def test_a_statutory_holiday_reschedules_contacts_to_the_next_working_day(demo_b
         local = (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(BOOK_ZONE)
         assert CTX.calendar.is_off_day("CN", local.date()) is False
         assert local.date() > date(2026, 10, 7)
+
+
+@dataclass(frozen=True)
+class _CapturingGate(RulebookGate):
+    """The real gate, keeping what the cycle asked it so a test can ask again with other facts."""
+
+    asked: list[pl.DataFrame] = field(default_factory=list)
+
+    def review(self, proposals: pl.DataFrame, as_of: date, at: datetime | None = None) -> pl.DataFrame:
+        self.asked.append(proposals)
+        return super().review(proposals, as_of, at)
+
+
+def _asked_calls(engine: Engine, day: date) -> tuple[_CapturingGate, pl.DataFrame]:
+    gate = _CapturingGate(engine, BOOK, CTX, MESSAGES)
+    run_cycle(engine, STRATEGY, gate, day, now=datetime.combine(day, time(21), UTC), dry_run=True)
+    asked = gate.asked[0]
+    allowed = gate.review(asked, day).filter((pl.col("channel") == "call") & (pl.col("compliance_status") == "allowed"))
+    assert allowed.height > 0, "the demo book has calls allowed on a working day"
+    return gate, asked
+
+
+def _phone_of(engine: Engine, borrower_key: int) -> int:
+    p = t.contact_point
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(p.c.contact_key)
+                .where(p.c.borrower_key == borrower_key, p.c.kind == "phone", p.c.owner == "borrower")
+                .where(p.c.valid, p.c.consent)
+                .order_by(p.c.contact_key)
+            )
+            .scalars()
+            .first()
+        )
+
+
+@pytest.mark.parametrize(("dials", "status"), [(5, "allowed"), (6, "blocked")])
+def test_recorded_unanswered_dials_count_against_the_daily_cap(demo_book: Engine, dials: int, status: str) -> None:
+    day = date(2026, 9, 28)
+    gate, asked = _asked_calls(demo_book, day)
+    allowed = gate.review(asked, day).filter((pl.col("channel") == "call") & (pl.col("compliance_status") == "allowed"))
+    loan_key, borrower_key = allowed.row(0, named=True)["loan_key"], allowed.row(0, named=True)["borrower_key"]
+    phone = _phone_of(demo_book, borrower_key)
+    events = [
+        ContactEvent(
+            event_id=f"test:dial:{i}",
+            borrower_key=borrower_key,
+            at=datetime.combine(day, time(8, 30 + i), BOOK_ZONE),
+            channel="call",
+            outcome="no_answer",
+            address=f"cp:{phone}",
+            loan_key=loan_key,
+        )
+        for i in range(dials)
+    ]
+    with demo_book.begin() as conn:
+        assert record_contacts(conn, events, datetime(2026, 9, 28, 2, tzinfo=UTC)) == dials
+    again = gate.review(asked, day).filter(pl.col("loan_key") == loan_key).row(0, named=True)
+    assert again["compliance_status"] == status
+    if status == "blocked":
+        assert "CN.FREQ.ATTEMPTS" in again["compliance_rules"].split(",")
+
+
+def test_asked_at_a_given_moment_a_late_evening_call_waits_for_the_morning(demo_book: Engine) -> None:
+    day = date(2026, 9, 28)
+    gate, asked = _asked_calls(demo_book, day)
+    late = datetime.combine(day, time(22, 30), BOOK_ZONE)
+    calls = gate.review(asked, day, at=late).filter(pl.col("channel") == "call")
+    assert calls.height > 0 and set(calls.get_column("compliance_status")) <= {"rescheduled", "blocked"}
+    rescheduled = calls.filter(pl.col("compliance_status") == "rescheduled")
+    assert rescheduled.height > 0
+    assert all("CN.HOURS" in r.split(",") for r in rescheduled.get_column("compliance_rules"))
+    for moment in rescheduled.get_column("scheduled_at"):
+        local = moment.astimezone(BOOK_ZONE)
+        assert local > late and time(8) < local.time() < time(22)

@@ -8,14 +8,16 @@ one blocked only by the time of day or a holiday is *rescheduled* to the next mo
 allows, not dropped. Steps that are not contacts with the debtor (legal referral, agency placement,
 write-off review) have no rule that could allow them and are blocked for a person to decide.
 
-Contact history comes from recorded contact events; until dispatch records them (issue 4) the history
-is empty, which the frequency rules then count as no earlier contact.
+The contact history is read from the recorded contact events (`contact_event`: dispatched messages,
+delivery receipts, call and visit outcomes) over the longest window any frequency rule looks back.
+`review(..., at=moment)` decides the same proposals at one given moment instead of the planned send
+time: the dispatcher's and the agent's "may I contact them now?" check.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
@@ -28,6 +30,7 @@ from duecourse.compliance.engine import NO_RULE, decide_batch
 from duecourse.compliance.facts import HISTORY, PROPOSALS, UTC_TIME, WINDOW
 from duecourse.compliance.port import DECISION_COLUMNS
 from duecourse.compliance.rulebook import Rulebook
+from duecourse.services.contacts import contact_history
 from duecourse.services.messages import MessageCatalogue, render
 
 # Ladder channel -> compliance channel; the others are not contacts with the debtor.
@@ -53,6 +56,9 @@ FLAGS: Final = ("elderly", "disabled", "deceased", "bankrupt")
 # A country in the book's ISO 3166 `region` -> the rule pack's country code.
 PACK_COUNTRY: Final = {"GB": "UK"}
 SEND_AT: Final = time(10, 0)  # house send time, in the debtor's own time zone
+# How far back the contact history is read: longer than any frequency rule's window (the longest, a
+# calendar month, spans at most 31 days).
+HISTORY_LOOKBACK: Final = timedelta(days=35)
 
 
 @dataclass(frozen=True)
@@ -65,12 +71,14 @@ class RulebookGate:
     messages: MessageCatalogue
     lender_kind: str = "lender"
 
-    def review(self, proposals: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    def review(self, proposals: pl.DataFrame, as_of: date, at: datetime | None = None) -> pl.DataFrame:
+        """Decide the proposals planned on `as_of` at the house send time, or all at the moment `at`."""
         if proposals.is_empty():
             return proposals.with_columns(**{name: pl.lit(None, dtype) for name, dtype in DECISION_COLUMNS.items()})
-        frame = self.compliance_frame(proposals, as_of)
+        frame = self.compliance_frame(proposals, as_of, at)
         contact = frame.filter(pl.col("channel").is_not_null())
-        decided = decide_batch(self.book, contact.select(PROPOSALS.names()), pl.DataFrame(schema=HISTORY), self.ctx)
+        history = self._history(contact, at or datetime.combine(as_of, SEND_AT, UTC))
+        decided = decide_batch(self.book, contact.select(PROPOSALS.names()), history, self.ctx)
         decided = decided.with_columns(
             compliance_rules=pl.col("violations").list.eval(pl.element().struct.field("rule")).list.join(","),
             compliance_reason=pl.col("violations")
@@ -110,7 +118,7 @@ class RulebookGate:
         )
         return proposals.join(pl.concat([verdicts, not_contact]), on="loan_key", how="left")
 
-    def compliance_frame(self, proposals: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    def compliance_frame(self, proposals: pl.DataFrame, as_of: date, at: datetime | None = None) -> pl.DataFrame:
         """The `facts.PROPOSALS` frame (plus `loan_key`, `ladder_channel`) for the cycle's proposals."""
         keys = proposals.get_column("borrower_key").unique().to_list()
         borrowers = self._borrowers(keys)
@@ -152,8 +160,25 @@ class RulebookGate:
         base = base.with_columns(
             point_kind=pl.col("channel").replace_strict(POINT_KIND, default=None, return_dtype=pl.String)
         ).join(first_point, left_on=["borrower_key", "point_kind"], right_on=["borrower_key", "kind"], how="left")
-        base = _with_send_moment(base.with_columns(message_text=render(self.messages, base)), as_of)
-        return _conform(base, as_of, self.lender_kind, self.messages)
+        base = _with_moment(base.with_columns(message_text=render(self.messages, base)), as_of, at)
+        return _conform(base, self.lender_kind, self.messages)
+
+    def _history(self, contact: pl.DataFrame, until: datetime) -> pl.DataFrame:
+        """Each proposal's contact history (its debtor's recorded contacts over the look-back window)."""
+        keys = contact.get_column("borrower_key").unique().to_list()
+        since = until - HISTORY_LOOKBACK
+        with self.engine.connect() as conn:
+            parts = [contact_history(conn, keys[i : i + 10_000], since) for i in range(0, len(keys), 10_000)]
+        events = pl.concat(parts) if parts else pl.DataFrame(schema={"borrower_key": pl.Int64(), **HISTORY})
+        if events.is_empty():
+            return pl.DataFrame(schema=HISTORY)
+        # The lender's own contacts are made under its name as each proposal states it.
+        return (
+            contact.select("proposal_id", "borrower_key", "actor_name")
+            .join(events.drop("proposal_id", "actor_name"), on="borrower_key")
+            .with_columns(actor_name=pl.when(pl.col("actor_kind") == self.lender_kind).then(pl.col("actor_name")))
+            .select(HISTORY.names())
+        )
 
     def _borrowers(self, keys: list[int]) -> pl.DataFrame:
         return read_frame(
@@ -198,7 +223,7 @@ def _ids(keys: list[int]) -> str:
     return ",".join(str(int(k)) for k in keys) or "NULL"
 
 
-def _conform(base: pl.DataFrame, as_of: date, lender_kind: str, messages: MessageCatalogue) -> pl.DataFrame:
+def _conform(base: pl.DataFrame, lender_kind: str, messages: MessageCatalogue) -> pl.DataFrame:
     """Shape the joined book facts as `facts.PROPOSALS`; what the book does not know stays null (unknown)."""
     region = pl.col("region").fill_null("")
     country = region.str.split("-").list.first().replace(PACK_COUNTRY)
@@ -215,12 +240,13 @@ def _conform(base: pl.DataFrame, as_of: date, lender_kind: str, messages: Messag
     nothing = pl.lit([], pl.List(pl.String))
     return base.select(
         "loan_key",
+        "borrower_key",
         "ladder_channel",
         proposal_id=pl.col("loan_key").cast(pl.String),
         country=pl.when(region == "").then(pl.lit("unknown")).otherwise(country),
         region=subdivision,
         moment_utc="moment_utc",
-        moment_local_date=pl.lit(as_of),
+        moment_local_date="moment_local_date",
         moment_offset_minutes="moment_offset_minutes",
         actor_kind=pl.lit(lender_kind),
         # The lender names itself in the language of the message.
@@ -281,19 +307,28 @@ def _conform(base: pl.DataFrame, as_of: date, lender_kind: str, messages: Messag
     ).cast({name: dtype for name, dtype in PROPOSALS.items()})
 
 
-def _with_send_moment(base: pl.DataFrame, as_of: date) -> pl.DataFrame:
-    """Plan each proposal at the house send time on `as_of` in the debtor's first time zone (UTC when none
-    is known: the hours rules then block it for the missing zone). One conversion per distinct zone."""
+def _with_moment(base: pl.DataFrame, as_of: date, at: datetime | None) -> pl.DataFrame:
+    """The moment of each proposal: the house send time on `as_of` in the debtor's first time zone, or the
+    given instant `at`; with its local date and UTC offset there (UTC when no zone is known: the hours rules
+    then block it for the missing zone). One conversion per distinct zone."""
     first = base.get_column("debtor_time_zones").list.first().fill_null("UTC")
     zones = first.unique().to_list()
-    local = datetime.combine(as_of, SEND_AT)
-    aware = [local.replace(tzinfo=ZoneInfo(z)) for z in zones]
+    if at is None:
+        aware = [datetime.combine(as_of, SEND_AT, ZoneInfo(z)) for z in zones]
+    else:
+        aware = [at.astimezone(ZoneInfo(z)) for z in zones]
     table = pl.DataFrame(
         {
             "_zone": zones,
             "moment_utc": [a.astimezone(UTC) for a in aware],
+            "moment_local_date": [a.date() for a in aware],
             "moment_offset_minutes": [int(a.utcoffset().total_seconds() // 60) for a in aware],  # type: ignore[union-attr]
         },
-        schema={"_zone": pl.String(), "moment_utc": UTC_TIME, "moment_offset_minutes": pl.Int16()},
+        schema={
+            "_zone": pl.String(),
+            "moment_utc": UTC_TIME,
+            "moment_local_date": pl.Date(),
+            "moment_offset_minutes": pl.Int16(),
+        },
     )
     return base.with_columns(_zone=first).join(table, on="_zone", how="left", maintain_order="left")
