@@ -7,7 +7,7 @@ without a real check (compliance blocks by default).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Final, Protocol
 
 import polars as pl
@@ -26,8 +26,9 @@ DECISION_COLUMNS: Final = pl.Schema(
 
 
 class CompliancePort(Protocol):
-    def review(self, proposals: pl.DataFrame, as_of: date) -> pl.DataFrame:
-        """`proposals` (the ladder's, joined with the cycle's facts) with the `DECISION_COLUMNS` added."""
+    def review(self, proposals: pl.DataFrame, as_of: date, at: datetime | None = None) -> pl.DataFrame:
+        """`proposals` (the ladder's, joined with the cycle's facts) with the `DECISION_COLUMNS` added: planned
+        for `as_of`, or decided at the instant `at` (a send-time or before-dial check)."""
         ...
 
 
@@ -36,7 +37,7 @@ class NoComplianceEngine:
 
     REASON: Final = "no compliance engine configured: not allowed until checked against a rulebook"
 
-    def review(self, proposals: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    def review(self, proposals: pl.DataFrame, as_of: date, at: datetime | None = None) -> pl.DataFrame:
         return proposals.with_columns(
             compliance_status=pl.lit("pending"),
             compliance_reason=pl.lit(self.REASON),
