@@ -5,6 +5,7 @@
     ├── BookFormatError        an input file cannot be used at all (names the file)
     ├── StrategyError          a strategy file is invalid (names file and key)
     ├── RulebookError          a rule pack or calendar file is invalid (names file and key)
+    ├── PolicyError            a house policy file (policy/*.yaml) is invalid (names file and key)
     ├── ProposalError          a compliance proposal is invalid (names the field)
     ├── CycleError             the daily cycle refuses to run (e.g. an earlier day without --replay)
     ├── NotFoundError          an entity asked for by id does not exist
@@ -46,6 +47,14 @@ class StrategyError(DueCourseError):
 
 
 class RulebookError(DueCourseError):
+    def __init__(self, path: str, key: str, reason: str) -> None:
+        super().__init__(f"{path}: {key}: {reason}")
+        self.path = path
+        self.key = key
+        self.reason = reason
+
+
+class PolicyError(DueCourseError):
     def __init__(self, path: str, key: str, reason: str) -> None:
         super().__init__(f"{path}: {key}: {reason}")
         self.path = path

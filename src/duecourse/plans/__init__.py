@@ -1,0 +1,1 @@
+"""Repayment plans: affordability, the options a policy allows, and who may agree them (pure, no I/O)."""
