@@ -1,0 +1,104 @@
+"""E-mail over SMTP: one connection for a batch, a Message-ID derived from the action, plain UTF-8 text.
+
+`smtp://[user:password@]host:port` (STARTTLS when the server offers it and credentials are given) or
+`smtps://…` (TLS from the start). A message the server accepted (250 after DATA) is sent; a 4xx answer
+is retried later; a 5xx refusal of the recipient is final; a connection lost while a message was on the
+wire leaves it in doubt (the server may have taken it), so it is never resent automatically.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Final
+from urllib.parse import unquote, urlsplit
+
+from duecourse.domain.dispatch import Outgoing, Result, Status
+
+PROVIDER: Final = "smtp"
+
+
+@dataclass
+class SmtpMailer:
+    url: str
+    mail_from: str
+    timeout: float = 30.0
+
+    provider: str = PROVIDER
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError(f"SMTP URL must be smtp://host:port or smtps://host:port: {self.url!r}")
+        self._tls = parts.scheme == "smtps"
+        self._host, self._port = parts.hostname, parts.port or (465 if self._tls else 25)
+        self._user = unquote(parts.username) if parts.username else None
+        self._password = unquote(parts.password) if parts.password else None
+        self._domain = self.mail_from.rpartition("@")[2] or "localhost"
+
+    def message_id_header(self, message_id: str) -> str:
+        return f"<{message_id}@{self._domain}>"
+
+    def send(self, messages: Sequence[Outgoing]) -> list[Result]:
+        try:
+            server = self._connect()
+        except (OSError, smtplib.SMTPException) as exc:
+            return [Result(m.message_id, "retry", error=f"connect: {exc!r}") for m in messages]
+        results: list[Result] = []
+        try:
+            for i, m in enumerate(messages):
+                try:
+                    server.send_message(self._compose(m))
+                    results.append(
+                        Result(m.message_id, "sent", provider_message_id=self.message_id_header(m.message_id))
+                    )
+                except smtplib.SMTPRecipientsRefused as exc:
+                    code = next(iter(exc.recipients.values()))[0]
+                    results.append(Result(m.message_id, "failed" if code >= 500 else "retry", error=f"refused: {code}"))
+                except smtplib.SMTPResponseException as exc:
+                    status: Status = "retry" if 400 <= exc.smtp_code < 500 else "failed"
+                    results.append(Result(m.message_id, status, error=f"{exc.smtp_code} {exc.smtp_error!r}"))
+                except (OSError, smtplib.SMTPException) as exc:
+                    # Lost mid-message: the server may have queued it. The rest never started.
+                    results.append(Result(m.message_id, "doubt", error=f"connection lost: {exc!r}"))
+                    results += [
+                        Result(r.message_id, "retry", error="connection lost earlier") for r in messages[i + 1 :]
+                    ]
+                    return results
+        finally:
+            try:
+                server.quit()
+            except (OSError, smtplib.SMTPException):
+                server.close()
+        return results
+
+    def look_up(self, message_ids: Sequence[str]) -> set[str] | None:
+        return None  # SMTP cannot tell whether a server took a message
+
+    def _connect(self) -> smtplib.SMTP:
+        server: smtplib.SMTP
+        if self._tls:
+            server = smtplib.SMTP_SSL(self._host, self._port, timeout=self.timeout)
+        else:
+            server = smtplib.SMTP(self._host, self._port, timeout=self.timeout)
+        server.ehlo()
+        if self._user is not None:
+            if not self._tls and server.has_extn("starttls"):
+                server.starttls()
+                server.ehlo()
+            server.login(self._user, self._password or "")
+        return server
+
+    def _compose(self, m: Outgoing) -> EmailMessage:
+        mail = EmailMessage()
+        mail["From"] = self.mail_from
+        mail["To"] = m.to
+        mail["Subject"] = m.subject
+        mail["Date"] = formatdate(usegmt=True)
+        mail["Message-ID"] = self.message_id_header(m.message_id)
+        mail["Content-Language"] = m.language
+        mail.set_content(m.text, charset="utf-8")
+        return mail
