@@ -8,16 +8,37 @@ build them from the book (`services/letters.py`), this module only renders and f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import date, time
+from pathlib import Path
 from typing import ClassVar, Final
 
+import jinja2
+import qrcode  # type: ignore[import-untyped]
+import qrcode.constants  # type: ignore[import-untyped]
+import weasyprint  # type: ignore[import-untyped]  # no stubs
+from weasyprint.text.fonts import FontConfiguration  # type: ignore[import-untyped]
+
+from duecourse.domain.money import format_money
 from duecourse.domain.verification import display
 
 LANGUAGES: Final = ("zh", "en")
 
 # What the written notice announces (the ladder's next serious step for this loan), by step kind.
-MEASURES: Final = ("calls", "pre_visit_notice", "door_visit", "legal_referral", "outsourcing", "repayment_plan")
+MEASURES: Final = ("calls", "door_visit", "legal_referral", "outsourcing", "repayment_plan")
+
+# Letter and batch ids name files and folders in the print room.
+_SAFE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 
 # Why a door visit is planned (the eligibility facts of issue 4, point 5), printed on the pre-visit notice.
 VISIT_REASONS: Final = ("contact_failed", "promises_broken", "no_reply_to_notice")
@@ -120,7 +141,7 @@ class WrittenNotice:
     kind: ClassVar[str] = "written_notice"
 
     def __post_init__(self) -> None:
-        _check_language(self.language)
+        _check_letter(self.letter_id, self.language)
         if self.measure.kind not in MEASURES:
             raise ValueError(f"unknown coming measure {self.measure.kind!r}; known: {', '.join(MEASURES)}")
 
@@ -143,7 +164,7 @@ class PreVisitNotice:
     kind: ClassVar[str] = "pre_visit_notice"
 
     def __post_init__(self) -> None:
-        _check_language(self.language)
+        _check_letter(self.letter_id, self.language)
         visit = self.visit
         unknown = set(visit.reasons) - set(VISIT_REASONS)
         if not visit.reasons or unknown:
@@ -157,6 +178,215 @@ class PreVisitNotice:
 Letter = WrittenNotice | PreVisitNotice
 
 
-def _check_language(language: str) -> None:
+def _check_letter(letter_id: str, language: str) -> None:
+    if not _SAFE_NAME.fullmatch(letter_id):
+        raise ValueError(f"letter id {letter_id!r} is not a safe file name")
     if language not in LANGUAGES:
         raise ValueError(f"letters are printed in {' or '.join(LANGUAGES)}, not {language!r}")
+
+
+MONTHS: Final = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
+def long_date(day: date, language: str) -> str:
+    """2026年3月31日 (zh) or March 31, 2026 (en): the same forms as the ladder's messages."""
+    if language == "zh":
+        return f"{day.year}年{day.month}月{day.day}日"
+    return f"{MONTHS[day.month - 1]} {day.day}, {day.year}"
+
+
+def qr_data_uri(text: str) -> str:
+    """A PNG QR code of `text` as a data: URI; medium error correction survives a crease or a smudge."""
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=4, border=4)
+    code.add_data(text)
+    code.make(fit=True)
+    png = io.BytesIO()
+    code.make_image().save(png)
+    return "data:image/png;base64," + base64.b64encode(png.getvalue()).decode("ascii")
+
+
+@dataclass(frozen=True)
+class RenderedLetter:
+    letter: Letter
+    pdf: bytes
+    pages: int
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.pdf).hexdigest()
+
+
+class LetterRenderer:
+    """Jinja2 HTML (templates/letters/, autoescaped) -> WeasyPrint PDF, one template per letter kind."""
+
+    def __init__(self, directory: Path) -> None:
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(directory),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self._base_url = str(directory.resolve())
+        self._fonts = FontConfiguration()
+        self._css = weasyprint.CSS(filename=str(directory / "letter.css"), font_config=self._fonts)
+
+    def html(self, letter: Letter) -> str:
+        language = letter.language
+        currency = letter.debt.currency
+        return self._env.get_template(f"{letter.kind}.html").render(
+            letter=letter,
+            kind=letter.kind,
+            zh=language == "zh",
+            lender=letter.lender,
+            debtor=letter.debtor,
+            debt=letter.debt,
+            verification=letter.verification,
+            measure=getattr(letter, "measure", None),
+            visit=getattr(letter, "visit", None),
+            qr=qr_data_uri(letter.verification.url),
+            money=lambda minor: format_money(minor, currency),
+            day=lambda d: long_date(d, language),
+        )
+
+    def render(self, letter: Letter) -> RenderedLetter:
+        document = weasyprint.HTML(string=self.html(letter), base_url=self._base_url).render(
+            stylesheets=[self._css], font_config=self._fonts
+        )
+        return RenderedLetter(letter, document.write_pdf(), len(document.pages))
+
+    def render_pdf(self, letter: Letter) -> bytes:
+        return self.render(letter).pdf
+
+
+MANIFEST_FIELDS: Final = (
+    "letter_id",
+    "kind",
+    "template",
+    "action_key",
+    "visit_id",
+    "debtor_ref",
+    "language",
+    "pages",
+    "bytes",
+    "sha256",
+    "file",
+)
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One printed letter as the print room sees it: no name or address, only the debtor's reference."""
+
+    letter_id: str
+    kind: str
+    template: str
+    action_key: int | None
+    visit_id: str | None
+    debtor_ref: str
+    language: str
+    pages: int
+    bytes: int
+    sha256: str
+    file: str
+
+    @classmethod
+    def of(cls, rendered: RenderedLetter) -> ManifestRow:
+        letter = rendered.letter
+        return cls(
+            letter_id=letter.letter_id,
+            kind=letter.kind,
+            template=letter.template if isinstance(letter, WrittenNotice) else "letter.pre_visit_notice",
+            action_key=letter.action_key,
+            visit_id=letter.visit.visit_id if isinstance(letter, PreVisitNotice) else None,
+            debtor_ref=letter.debtor.ref,
+            language=letter.language,
+            pages=rendered.pages,
+            bytes=len(rendered.pdf),
+            sha256=rendered.sha256,
+            file=f"{letter.letter_id}.pdf",
+        )
+
+
+@dataclass(frozen=True)
+class PrintedBatch:
+    batch_id: str
+    path: Path  # the batch folder: one PDF per letter, manifest.csv and manifest.json
+    rows: tuple[ManifestRow, ...]
+
+
+class PrintBatch:
+    """Writes a print batch folder all at once: everything goes to a hidden sibling folder that is renamed into place
+    only when complete, so a crash leaves either the whole batch or none of it (a stale `.partial` is swept later)."""
+
+    def __init__(self, root: Path, renderer: LetterRenderer) -> None:
+        self.root = root
+        self.renderer = renderer
+
+    def write(self, batch_id: str, letters: Sequence[Letter]) -> PrintedBatch:
+        if not _SAFE_NAME.fullmatch(batch_id):
+            raise ValueError(f"batch id {batch_id!r} is not a safe folder name")
+        ids = [letter.letter_id for letter in letters]
+        if len(set(ids)) != len(ids):
+            raise ValueError("letter ids in a batch must be unique")
+        final = self.root / batch_id
+        if final.exists():
+            raise FileExistsError(f"print batch {batch_id} already exists at {final}")
+        self.root.mkdir(parents=True, exist_ok=True)
+        for stale in self.root.glob(f".{batch_id}.partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{batch_id}.partial-", dir=self.root))
+        try:
+            rows = tuple(self._write_letter(partial, self.renderer.render(letter)) for letter in letters)
+            _write_manifest(partial, batch_id, rows)
+            _fsync_dir(partial)
+            os.rename(partial, final)
+            _fsync_dir(self.root)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        return PrintedBatch(batch_id, final, rows)
+
+    @staticmethod
+    def _write_letter(folder: Path, rendered: RenderedLetter) -> ManifestRow:
+        row = ManifestRow.of(rendered)
+        _write_synced(folder / row.file, rendered.pdf)
+        return row
+
+
+def _write_manifest(folder: Path, batch_id: str, rows: Sequence[ManifestRow]) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(asdict(row) for row in rows)
+    _write_synced(folder / "manifest.csv", text.getvalue().encode("utf-8"))
+    document = {"batch_id": batch_id, "letters": [asdict(row) for row in rows]}
+    _write_synced(folder / "manifest.json", json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8"))
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,33 @@
+"""Reading a letter back as a person or a scanner would: poppler's text, fonts and page images, zbar's QR reader."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+
+def pdf_text(pdf: Path) -> str:
+    return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+
+
+def pdf_fonts(pdf: Path) -> list[dict[str, str]]:
+    """pdffonts rows as dicts (name, type, emb, sub, uni)."""
+    out = subprocess.run(["pdffonts", str(pdf)], check=True, capture_output=True, text=True).stdout.splitlines()
+    rows = []
+    for line in out[2:]:
+        parts = line.split()
+        # name, type (1-3 words), encoding, emb, sub, uni, object, id: read from the right
+        rows.append({"name": parts[0], "emb": parts[-5], "sub": parts[-4], "uni": parts[-3]})
+    return rows
+
+
+def qr_codes(pdf: Path, workdir: Path) -> list[str]:
+    """Every QR code zbarimg finds on the letter's pages rendered at 150 dpi."""
+    prefix = workdir / pdf.stem
+    subprocess.run(["pdftoppm", "-png", "-r", "150", str(pdf), str(prefix)], check=True)
+    found: list[str] = []
+    for image in sorted(workdir.glob(f"{pdf.stem}-*.png")):
+        result = subprocess.run(["zbarimg", "-q", "--raw", str(image)], capture_output=True, text=True)
+        if result.returncode == 0:  # 4 means no symbol on this page
+            found += result.stdout.split()
+    return found

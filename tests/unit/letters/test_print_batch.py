@@ -1,0 +1,107 @@
+"""A print batch is a folder the print room can trust: every PDF listed with its SHA-256, and never half written."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from duecourse.adapters.channels.letters import MANIFEST_FIELDS, LetterRenderer, PrintBatch
+from tests.unit.letters.samples import DEBTOR, pre_visit, written
+
+TEMPLATES = Path(__file__).resolve().parents[3] / "templates" / "letters"
+
+
+@pytest.fixture(scope="module")
+def renderer() -> LetterRenderer:
+    return LetterRenderer(TEMPLATES)
+
+
+def test_the_manifest_lists_every_letter_with_its_digest(renderer, tmp_path):
+    letters = [written("zh", "WN-1"), written("en", "WN-2"), pre_visit("zh"), pre_visit("en", "PV-2")]
+    batch = PrintBatch(tmp_path / "letters", renderer).write("B-20260331-1", letters)
+
+    assert batch.path == tmp_path / "letters" / "B-20260331-1"
+    assert sorted(p.name for p in batch.path.iterdir()) == sorted(
+        ["manifest.csv", "manifest.json", "WN-1.pdf", "WN-2.pdf", "PV-V-2026-000123.pdf", "PV-2.pdf"]
+    )
+    with open(batch.path / "manifest.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    document = json.loads((batch.path / "manifest.json").read_text(encoding="utf-8"))
+    assert document["batch_id"] == "B-20260331-1"
+    assert tuple(rows[0]) == MANIFEST_FIELDS
+    assert (
+        [r["letter_id"] for r in rows]
+        == [r["letter_id"] for r in document["letters"]]
+        == [
+            "WN-1",
+            "WN-2",
+            "PV-V-2026-000123",
+            "PV-2",
+        ]
+    )
+    for row, listed in zip(rows, document["letters"], strict=True):
+        pdf = (batch.path / row["file"]).read_bytes()
+        assert row["sha256"] == listed["sha256"] == hashlib.sha256(pdf).hexdigest()
+        assert int(row["bytes"]) == listed["bytes"] == len(pdf)
+        assert int(row["pages"]) == listed["pages"] >= 1
+        assert row["debtor_ref"] == "B-000042"
+    assert [(r["kind"], r["action_key"], r["visit_id"], r["language"]) for r in rows] == [
+        ("written_notice", "17", "", "zh"),
+        ("written_notice", "17", "", "en"),
+        ("pre_visit_notice", "", "V-2026-000123", "zh"),
+        ("pre_visit_notice", "", "V-2026-000123", "en"),
+    ]
+    # The print room's lists name the debtor only by reference.
+    listing = (batch.path / "manifest.csv").read_text(encoding="utf-8") + (batch.path / "manifest.json").read_text(
+        encoding="utf-8"
+    )
+    for debtor in DEBTOR.values():
+        assert debtor.name not in listing and debtor.postal_address.splitlines()[0] not in listing
+    assert batch.rows[0].sha256 == rows[0]["sha256"]
+
+
+def test_a_batch_is_never_written_twice(renderer, tmp_path):
+    batches = PrintBatch(tmp_path, renderer)
+    batches.write("B-1", [written("zh")])
+    with pytest.raises(FileExistsError):
+        batches.write("B-1", [written("en")])
+    assert json.loads((tmp_path / "B-1" / "manifest.json").read_text())["letters"][0]["language"] == "zh"
+
+
+def test_a_failure_midway_leaves_no_batch_and_no_partial_folder(tmp_path):
+    # A template folder without the pre-visit template: the second letter fails after the first was written.
+    broken = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, broken)
+    (broken / "pre_visit_notice.html").unlink()
+    root = tmp_path / "out"
+    letters = [written("zh"), pre_visit("zh")]
+    with pytest.raises(jinja2.TemplateNotFound):
+        PrintBatch(root, LetterRenderer(broken)).write("B-2", letters)
+    assert list(root.iterdir()) == []
+
+
+def test_a_stale_partial_from_a_crash_is_swept(renderer, tmp_path):
+    stale = tmp_path / ".B-3.partial-abc123"
+    stale.mkdir()
+    (stale / "WN-17.pdf").write_bytes(b"%PDF-half")
+    batch = PrintBatch(tmp_path, renderer).write("B-3", [written("zh")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["B-3"]
+    assert (batch.path / "WN-17.pdf").read_bytes().startswith(b"%PDF-")
+
+
+@pytest.mark.parametrize("batch_id", ["../escape", "", ".hidden", "a/b"])
+def test_batch_ids_are_safe_folder_names(renderer, tmp_path, batch_id):
+    with pytest.raises(ValueError, match="safe folder name"):
+        PrintBatch(tmp_path, renderer).write(batch_id, [written("zh")])
+
+
+def test_letter_ids_are_unique_in_a_batch(renderer, tmp_path):
+    with pytest.raises(ValueError, match="unique"):
+        PrintBatch(tmp_path, renderer).write("B-4", [written("zh"), written("en")])
+    assert not (tmp_path / "B-4").exists()
