@@ -460,3 +460,102 @@ identity_index = Table(
     Column("digest", String(64), primary_key=True),
     Index("ix_identity_index_digest", "digest"),
 )
+
+# --- Calls (issue 4, point 2; owner: calls) ---------------------------------------------------------
+# The agent work queue: one task per allowed `call` action, served by priority (1 first) then scheduled
+# time. queued -> claimed (leased by one agent until `lease_until`) -> closed with a `result`; a no-answer
+# goes back to queued for a later retry, a call the rules forbid at the moment is deferred with the rule.
+call_task = Table(
+    "call_task",
+    metadata,
+    Column("task_key", Key, primary_key=True, autoincrement=True),
+    Column("action_key", ForeignKey("proposed_action.action_key"), nullable=False, unique=True),
+    Column("borrower_key", ForeignKey("borrower.borrower_key"), nullable=False),
+    Column("loan_key", ForeignKey("loan.loan_key"), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("state", String(16), nullable=False),  # queued | claimed | closed
+    Column("scheduled_at", DateTime(timezone=True), nullable=False),  # not to be dialled before this
+    Column("attempts", Integer, nullable=False),  # calls placed so far
+    Column("agent", String(64)),  # who holds (or last held) the task
+    Column("lease_until", DateTime(timezone=True)),
+    Column("contact_key", ForeignKey("contact_point.contact_key")),  # the number being dialled
+    Column("deferred_rules", Text),  # the rules that deferred it last, comma-separated
+    Column("deferred_reason", Text),
+    Column("result", String(24)),  # the last call outcome, or why the task closed without a call
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True)),
+    Index("ix_call_task_queue", "state", "priority", "scheduled_at"),
+)
+
+# Promises to pay taken on a call (later also on visits and the debtor's own channel; issue 5 follows
+# them up): the amount in minor units of the loan's currency and the day it is promised for.
+promise_to_pay = Table(
+    "promise_to_pay",
+    metadata,
+    Column("promise_key", Key, primary_key=True, autoincrement=True),
+    Column("promise_id", String(64), nullable=False, unique=True),
+    Column("borrower_key", ForeignKey("borrower.borrower_key"), nullable=False, index=True),
+    Column("loan_key", ForeignKey("loan.loan_key"), nullable=False, index=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("channel", String(16), nullable=False),  # call | visit | app …
+    Column("taken_by", String(64), nullable=False),
+    Column("taken_at", DateTime(timezone=True), nullable=False),
+    Column("state", String(16), nullable=False),  # open (issue 5: kept | partly_kept | broken)
+    Column("event_id", String(160), nullable=False),  # the contact event it was taken in
+)
+
+
+# --- Repayment plans (issue 5) -----------------------------------------------------------------------
+# A debtor's finances as stated, evidenced or estimated (encrypted: income and debts are personal data).
+debtor_finances = Table(
+    "debtor_finances",
+    metadata,
+    Column("finances_key", Key, primary_key=True, autoincrement=True),
+    Column("borrower_key", ForeignKey("borrower.borrower_key"), nullable=False, index=True),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_by", String(64), nullable=False),
+    Column("finances_enc", LargeBinary, nullable=False),  # JSON of plans.affordability.Finances
+)
+
+# A plan offered for one loan: offered -> (pending_approval -> approved | declined) -> accepted -> active
+# -> completed | broken. Once accepted it is a ledger event: from `effective_date` on, the loan's
+# instalments due after that day are replaced by `plan_instalment` rows and a non-cash `credit_amount`
+# settles what was due by then (ledger/plans.py explains why that keeps the state a function of events).
+repayment_plan = Table(
+    "repayment_plan",
+    metadata,
+    Column("plan_key", Key, primary_key=True, autoincrement=True),
+    Column("plan_id", String(64), nullable=False, unique=True),
+    Column("loan_key", ForeignKey("loan.loan_key"), nullable=False, index=True),
+    Column("borrower_key", ForeignKey("borrower.borrower_key"), nullable=False),
+    Column("finances_key", ForeignKey("debtor_finances.finances_key")),
+    Column("kind", String(16), nullable=False),  # restructure | suspension | holiday | settlement
+    Column("state", String(20), nullable=False),
+    Column("offered_at", DateTime(timezone=True), nullable=False),
+    Column("offered_by", String(64), nullable=False),
+    Column("offered_role", String(16), nullable=False),
+    Column("decided_by", String(64)),  # the supervisor who approved or declined
+    Column("decided_at", DateTime(timezone=True)),
+    Column("decision_reason", Text),
+    Column("effective_date", Date),  # set when accepted
+    Column("credit_amount", BigInteger),  # non-cash credit at effective_date: what was due by then
+    Column("restructured", BigInteger, nullable=False),
+    Column("plan_interest", BigInteger, nullable=False),
+    Column("waived", JSON, nullable=False),  # by component, minor units
+    Column("watch_until", Date),
+    Column("ended_on", Date),  # completed or broken on
+    Column("option", JSON, nullable=False),  # the option as offered (share, likelihood, reason …)
+)
+
+plan_instalment = Table(
+    "plan_instalment",
+    metadata,
+    Column("plan_key", ForeignKey("repayment_plan.plan_key"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("due_date", Date, nullable=False),
+    Column("principal", BigInteger, nullable=False),
+    Column("interest", BigInteger, nullable=False),
+    Column("fee", BigInteger, nullable=False),
+)
