@@ -8,6 +8,7 @@
     ├── PolicyError            a house policy file (policy/*.yaml) is invalid (names file and key)
     ├── ProposalError          a compliance proposal is invalid (names the field)
     ├── CycleError             the daily cycle refuses to run (e.g. an earlier day without --replay)
+    ├── PlanError              a repayment plan cannot be offered, approved or accepted as asked (says why)
     ├── NotFoundError          an entity asked for by id does not exist
     └── AuditIntegrityError    the audit chain does not verify (names the first bad entry)
 
@@ -70,6 +71,10 @@ class ProposalError(DueCourseError):
 
 
 class CycleError(DueCourseError):
+    pass
+
+
+class PlanError(DueCourseError):
     pass
 
 

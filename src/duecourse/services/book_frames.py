@@ -12,6 +12,7 @@ from duecourse.adapters.db import tables as t
 from duecourse.adapters.db.bulk import read_frame
 from duecourse.domain import frames as f
 from duecourse.domain.conventions import ProductConventions
+from duecourse.ledger.plans import PLAN_INSTALMENTS, PLANS, supersede
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ def load_book(engine: Engine, as_of: date, loan_key: int | None = None) -> BookF
         f"SELECT payment_key, loan_key, value_date, amount, reverses_payment_key FROM payment{pay_filter}",
         f.PAYMENTS,
     ).sort("loan_key", "value_date", "payment_key")
+    instalments, payments = _with_plans(engine, instalments, payments, as_of, loan_key)
     hold_filter = f" WHERE start_date <= '{d}'"
     if loan_key is not None:
         hold_filter += (
@@ -94,3 +96,24 @@ def load_book(engine: Engine, as_of: date, loan_key: int | None = None) -> BookF
         .otherwise(pl.col("flags").str.split(","))
     )
     return BookFrames(loans, instalments, payments, holds, f.conform(borrowers, f.BORROWERS), load_conventions(engine))
+
+
+def _with_plans(
+    engine: Engine, instalments: pl.DataFrame, payments: pl.DataFrame, as_of: date, loan_key: int | None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Accepted repayment plans effective by `as_of` supersede the schedules they restructure (ledger/plans.py)."""
+    accepted = f"effective_date IS NOT NULL AND effective_date <= '{as_of.isoformat()}'" + (
+        "" if loan_key is None else f" AND loan_key = {int(loan_key)}"
+    )
+    plans = read_frame(
+        engine, f"SELECT plan_key, loan_key, effective_date, credit_amount FROM repayment_plan WHERE {accepted}", PLANS
+    )
+    if plans.is_empty():
+        return instalments, payments
+    rows = read_frame(
+        engine,
+        "SELECT plan_key, seq, due_date, principal, interest, fee FROM plan_instalment"
+        f" WHERE plan_key IN (SELECT plan_key FROM repayment_plan WHERE {accepted})",
+        PLAN_INSTALMENTS,
+    )
+    return supersede(instalments, payments, plans, rows, as_of)
