@@ -65,13 +65,18 @@ def cipher(tmp_path: Path) -> FieldCipher:
 
 @pytest.fixture
 def book(engine: Engine, cipher: FieldCipher, tmp_path: Path) -> Engine:
+    load_plans_book(engine, cipher, tmp_path)
+    return engine
+
+
+def load_plans_book(engine: Engine, cipher: FieldCipher, tmp_path: Path) -> None:
+    """Import BOOK into `engine` (the other test_plans_* modules use it too)."""
     folder = tmp_path / "book"
     folder.mkdir()
     for name, text in BOOK.items():
         (folder / name).write_text(text, encoding="utf-8")
     report = import_book(engine, folder, tmp_path / "rejects", cipher, "test", datetime(2026, 4, 1, tzinfo=UTC))
     assert report.rejected == 0, report.errors
-    return engine
 
 
 def test_the_balance_offered_on_is_read_from_the_ledger_by_component(book: Engine, cipher: FieldCipher) -> None:
