@@ -28,12 +28,10 @@ def serve(
     announced; X-Forwarded-For is trusted only from a proxy on 127.0.0.1 (uvicorn's default)."""
     import uvicorn
 
-    from duecourse.web.app import create_app
+    from duecourse.web.app import create_app, warmed
 
-    container = bootstrap.build()
-    container.engine  # migrate and fail now, not on the first request  # noqa: B018
     if workers == 1:
-        uvicorn.run(create_app(container), host=host, port=port, server_header=False, access_log=False)
+        uvicorn.run(create_app(warmed(bootstrap.build())), host=host, port=port, server_header=False, access_log=False)
     else:
         # Each worker process builds its own container (engines and pools are not shared across processes).
         uvicorn.run(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Final, Protocol
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, text, true, update
+from sqlalchemy import Connection, Engine, Select, bindparam, delete, func, insert, select, text, update
 
 from duecourse.adapters.db import tables as t
 from duecourse.audit.chain import AuditRecord, as_utc
@@ -196,8 +196,7 @@ def _judge(
     prefix = digest(code)[:_PREFIX]
     if not signer.is_signed(code):
         return VerificationResult("not_genuine", "forged", code=display(code)), prefix
-    vc = t.verification_code
-    row = conn.execute(select(vc).where(vc.c.code_digest == digest(code))).first()
+    row = conn.execute(_CODE, {"digest": digest(code)}).first()
     if row is None:
         return VerificationResult("not_genuine", "unknown", code=display(code)), prefix
     if row.revoked_at is not None or as_utc(row.expires_at) <= now:
@@ -242,22 +241,30 @@ def _serialise(conn: Connection, client_key: str) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
 
 
+def _nth_failure(by_client: bool) -> Select[Any]:
+    """The `skip`+1-th most recent failure after `since` (of one client, or of all): once it leaves the window
+    there is room again. Built once with bound parameters: the page runs it twice a request."""
+    a = t.verification_attempt
+    where = [a.c.failed.is_(True), a.c.at > bindparam("since", type_=a.c.at.type)]
+    if by_client:
+        where.append(a.c.client_key == bindparam("client"))
+    return select(a.c.at).where(*where).order_by(a.c.at.desc()).offset(bindparam("skip")).limit(1)
+
+
+_CLIENT_NTH: Final = _nth_failure(by_client=True)
+_GLOBAL_NTH: Final = _nth_failure(by_client=False)
+_INSERT_ATTEMPT: Final = insert(t.verification_attempt).returning(t.verification_attempt.c.attempt_key)
+_CODE: Final = select(t.verification_code).where(t.verification_code.c.code_digest == bindparam("digest"))
+
+
 def _throttled_for(conn: Connection, client_key: str, now: datetime, limits: Limits) -> int | None:
     """Seconds until this client may check again, or None when it may check now."""
-    a = t.verification_attempt
     waits = []
-    for where, limit, window in (
-        (a.c.client_key == client_key, limits.client_failures, limits.client_window),
-        (true(), limits.global_failures, limits.global_window),
+    for stmt, limit, window in (
+        (_CLIENT_NTH, limits.client_failures, limits.client_window),
+        (_GLOBAL_NTH, limits.global_failures, limits.global_window),
     ):
-        # The limit-th most recent failure in the window: once it leaves the window, there is room again.
-        nth = conn.execute(
-            select(a.c.at)
-            .where(where, a.c.failed.is_(True), a.c.at > now - window)
-            .order_by(a.c.at.desc())
-            .offset(limit - 1)
-            .limit(1)
-        ).scalar()
+        nth = conn.execute(stmt, {"client": client_key, "since": now - window, "skip": limit - 1}).scalar()
         if nth is not None:
             waits.append(max(1, math.ceil((as_utc(nth) + window - now).total_seconds())))
     return max(waits) if waits else None
@@ -271,20 +278,16 @@ def _record(
     named_hash: str | None,
     now: datetime,
 ) -> None:
-    a = t.verification_attempt
-    attempt_key = conn.execute(
-        insert(a)
-        .values(
-            at=now,
-            client_key=client_key,
-            result=outcome.result,
-            failed=outcome.result in FAILED,
-            code_prefix=prefix,
-            borrower_key=outcome.borrower_key,
-            named_hash=named_hash,
-        )
-        .returning(a.c.attempt_key)
-    ).scalar_one()
+    row = {
+        "at": now,
+        "client_key": client_key,
+        "result": outcome.result,
+        "failed": outcome.result in FAILED,
+        "code_prefix": prefix,
+        "borrower_key": outcome.borrower_key,
+        "named_hash": named_hash,
+    }
+    attempt_key = conn.execute(_INSERT_ATTEMPT, row).scalar_one()
     payload = {
         "result": outcome.result,
         "client": client_key[:_PREFIX],

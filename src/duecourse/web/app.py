@@ -74,6 +74,14 @@ def create_app(container: Container, limits: Limits = LIMITS) -> FastAPI:
     return app
 
 
+def warmed(container: Container) -> Container:
+    """Build now what every request needs (migrated engine, keys, the screened message catalogue), so the
+    first visitors do not wait a second for it and a broken setting fails at start, not on a request."""
+    for part in (container.engine, container.cipher, container.signer, container.messages):
+        assert part is not None
+    return container
+
+
 def from_environment() -> FastAPI:
     """The app for settings from the environment: the factory each uvicorn worker process calls."""
-    return create_app(bootstrap.build())
+    return create_app(warmed(bootstrap.build()))

@@ -7,6 +7,8 @@ module only turns a `VerificationResult` into HTML or JSON and a 429 when the ca
 
 from __future__ import annotations
 
+import threading
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -40,6 +42,10 @@ MONTHS: Final = (
     "January", "February", "March", "April", "May", "June",
     "July", "August", "September", "October", "November", "December",
 )  # fmt: skip
+# SQLite admits one writer at a time, and a thread that finds the file locked sleeps in growing steps
+# (the sqlite3 busy handler, up to 100 ms a try) instead of queuing: under load most of a check's time
+# went to those sleeps. Every check writes its attempt, so on SQLite the page's threads take turns here.
+_SQLITE_WRITER: Final = threading.Lock()
 SYMBOL: Final = {"CNY": "¥", "USD": "$", "GBP": "£"}
 
 CHANNEL: Final = {
@@ -166,7 +172,10 @@ def _run(
 ) -> tuple[VerificationResult, list[Owed]]:
     container = _container(request)
     now = container.clock()
-    with container.engine.begin() as conn:
+    turn: AbstractContextManager[object] = (
+        _SQLITE_WRITER if container.engine.dialect.name == "sqlite" else nullcontext()
+    )
+    with turn, container.engine.begin() as conn:
         result = check(
             conn,
             container.signer,
