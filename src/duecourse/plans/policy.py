@@ -51,6 +51,15 @@ class Authority:
 
 
 @dataclass(frozen=True)
+class FollowUp:
+    """How agreements are followed up; the defaults are the shipped policy's."""
+
+    watch_days: int = 90
+    break_after_days: int = 30
+    promise_grace_days: int = 0
+
+
+@dataclass(frozen=True)
 class PlanPolicy:
     path: str
     currency: str
@@ -70,6 +79,7 @@ class PlanPolicy:
     settlement_max_discount: tuple[DiscountStep, ...]
     completion: tuple[Band, ...]
     authority: Mapping[str, Authority]
+    follow_up: FollowUp
 
     def standard_for(self, region: str | None, household_size: int) -> int:
         """The standard monthly essentials of a household: its region's, else its country's, else "*"."""
@@ -150,7 +160,10 @@ def load_plan_policy(path: Path) -> PlanPolicy:
         doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise r.fail("(file)", f"cannot be read: {exc}") from exc
-    top = r.mapping(doc, "", {"currency", "affordability", "products", "options", "completion", "authority"})
+    top = r.mapping(
+        doc, "", {"currency", "affordability", "products", "options", "follow_up", "completion", "authority"}
+    )
+    fu = r.mapping(top["follow_up"], "follow_up", {"watch_days", "break_after_days", "promise_grace_days"})
     aff = r.mapping(top["affordability"], "affordability", {"max_share_of_disposable", "standard_expenses"})
     expenses_doc = r.mapping(aff["standard_expenses"], "affordability.standard_expenses")
     if "*" not in expenses_doc:
@@ -239,4 +252,9 @@ def load_plan_policy(path: Path) -> PlanPolicy:
         settlement_max_discount=tuple(steps),
         completion=tuple(bands),
         authority=authority,
+        follow_up=FollowUp(
+            watch_days=r.whole(fu["watch_days"], "follow_up.watch_days", 1),
+            break_after_days=r.whole(fu["break_after_days"], "follow_up.break_after_days", 1),
+            promise_grace_days=r.whole(fu["promise_grace_days"], "follow_up.promise_grace_days"),
+        ),
     )

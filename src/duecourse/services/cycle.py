@@ -25,7 +25,16 @@ from duecourse.audit import log as audit_log
 from duecourse.audit.chain import AuditRecord
 from duecourse.compliance.port import CompliancePort
 from duecourse.domain.errors import CycleError
-from duecourse.ledger.engine import buckets_the_day_before, ledger_state, transitions
+from duecourse.ledger.engine import buckets_the_day_before, effective_payments, ledger_state, transitions
+from duecourse.plans.follow_up import (
+    CASH,
+    LIVE_PLANS,
+    PROMISES,
+    follow_up_plans,
+    follow_up_promises,
+    pausing_loans,
+)
+from duecourse.plans.policy import FollowUp
 from duecourse.services.book_frames import BookFrames, load_book
 from duecourse.strategy.ladder import propose
 from duecourse.strategy.model import Strategy
@@ -34,6 +43,7 @@ STAGES = ("extract", "ledger", "cases", "strategy", "compliance", "write-back")
 
 # A loan without an open case (pre-due reminders) counts its step history over one billing month.
 NO_CASE_HISTORY_DAYS = 31
+DEFAULT_FOLLOW_UP = FollowUp()  # the shipped policy's values (policy/plans.yaml `follow_up`)
 
 
 @dataclass
@@ -48,6 +58,8 @@ class CycleSummary:
     proposals: list[dict[str, Any]] = field(default_factory=list)
     compliance: dict[str, int] = field(default_factory=dict)
     blocks_by_rule: dict[str, int] = field(default_factory=dict)
+    promises: dict[str, int] = field(default_factory=dict)  # promises judged today, by outcome
+    plans: dict[str, int] = field(default_factory=dict)  # plans ended today: broken | completed
     cases_opened: int = 0
     cases_closed: int = 0
     proposals_new: int = 0
@@ -78,6 +90,7 @@ def run_cycle(
     actor: str = "system:cycle",
     replay: bool = False,
     dry_run: bool = False,
+    follow_up: FollowUp = DEFAULT_FOLLOW_UP,
     on_stage: Callable[[str], None] = lambda _stage: None,
 ) -> CycleSummary:
     summary = CycleSummary(as_of=as_of, replay=replay, dry_run=dry_run)
@@ -120,7 +133,8 @@ def run_cycle(
     )
 
     stage("strategy")
-    facts = _facts(book, state, as_of)
+    promises, plans = _follow_ups(engine, book, state, as_of, now, follow_up)
+    facts = _facts(book, state, as_of, pausing_loans(promises, plans))
     proposals = propose(facts, history, strategy, as_of)
 
     stage("compliance")
@@ -134,6 +148,9 @@ def run_cycle(
     )
 
     _summarise(summary, state, reviewed, len(to_open), len(to_close))
+    promises, plans = promises.filter(pl.col("state") != "open"), plans.filter(pl.col("state") != "active")
+    summary.promises = dict(promises.group_by("state").len().sort("state").iter_rows())
+    summary.plans = dict(plans.group_by("state").len().sort("state").iter_rows())
 
     stage("write-back")
     if not dry_run:
@@ -149,6 +166,8 @@ def run_cycle(
             to_open,
             to_close,
             reviewed,
+            promises,
+            plans,
         )
     marks.append(("done", time.perf_counter()))
     summary.timings = {name: round(b - a, 3) for (name, a), (_, b) in itertools.pairwise(marks)}
@@ -176,7 +195,39 @@ def _step_history(engine: Engine, as_of: date) -> pl.DataFrame:
     )
 
 
-def _facts(book: BookFrames, state: pl.DataFrame, as_of: date) -> pl.DataFrame:
+def _follow_ups(
+    engine: Engine, book: BookFrames, state: pl.DataFrame, as_of: date, now: datetime, follow_up: FollowUp
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Open promises and live plans as the day finds them (plans/follow_up.py)."""
+    promises = read_frame(
+        engine,
+        "SELECT promise_key, loan_key, amount, due_date, taken_at FROM promise_to_pay WHERE state = 'open'",
+        pl.Schema(
+            {
+                "promise_key": pl.Int64(),
+                "loan_key": pl.Int64(),
+                "amount": pl.Int64(),
+                "due_date": pl.Date(),
+                "taken_at": pl.Datetime("us", "UTC"),
+            }
+        ),
+    )
+    promises = promises.with_columns(taken_on=pl.col("taken_at").dt.date()).filter(pl.col("taken_on") <= as_of)
+    # Non-cash plan credits (negative keys, ledger/plans.py) keep no promise.
+    cash = effective_payments(book.payments, as_of).filter(pl.col("payment_key") > 0).select(CASH.names())
+    plans = read_frame(
+        engine,
+        "SELECT plan_key, loan_key FROM repayment_plan"
+        f" WHERE state = 'active' AND effective_date <= '{as_of.isoformat()}'",
+        LIVE_PLANS,
+    )
+    return (
+        follow_up_promises(promises.select(PROMISES.names()), cash, as_of, follow_up.promise_grace_days),
+        follow_up_plans(plans, state, follow_up.break_after_days),
+    )
+
+
+def _facts(book: BookFrames, state: pl.DataFrame, as_of: date, pausing: pl.DataFrame) -> pl.DataFrame:
     """The FACTS frame the ladder evaluates (see docs/strategies.md): one row per loan still owing."""
     holds = book.holds.filter(
         pl.col("pauses_outreach")
@@ -203,6 +254,7 @@ def _facts(book: BookFrames, state: pl.DataFrame, as_of: date) -> pl.DataFrame:
             borrowers.select("borrower_key", "borrower_id", "flags", "age", "language"), on="borrower_key", how="left"
         )
         .join(held, on="loan_key", how="left")
+        .join(pausing, on="loan_key", how="left")
         .select(
             "loan_key",
             "loan_id",
@@ -220,9 +272,8 @@ def _facts(book: BookFrames, state: pl.DataFrame, as_of: date) -> pl.DataFrame:
             age=pl.col("age"),
             language=pl.col("language"),
             has_outreach_hold=pl.col("has_outreach_hold").fill_null(False),
-            # Promises to pay and repayment plans arrive with issue 5; until then no loan has one.
-            has_active_promise=pl.lit(False),
-            has_active_plan=pl.lit(False),
+            has_active_promise=pl.col("has_active_promise").fill_null(False),
+            has_active_plan=pl.col("has_active_plan").fill_null(False),
         )
     )
 
@@ -366,6 +417,8 @@ def _write_back(
     to_open: pl.DataFrame,
     to_close: pl.DataFrame,
     reviewed: pl.DataFrame,
+    promises: pl.DataFrame,
+    plans: pl.DataFrame,
 ) -> None:
     """Everything the day decided, with its audit entries, in one transaction; only what is not there yet.
 
@@ -459,6 +512,9 @@ def _write_back(
                 )
             )
 
+        if not replay:  # a replayed day re-derives its decisions; what was judged then stays judged
+            records += _judge_agreements(conn, actor, as_of, promises, plans)
+
         summary.changed = bool(summary.snapshots_new or records)
         if summary.changed or ran_before is None:
             conn.execute(
@@ -491,3 +547,29 @@ def _write_back(
                 )
             )
             audit_log.append(conn, records, now)
+
+
+def _judge_agreements(
+    conn: Connection, actor: str, as_of: date, promises: pl.DataFrame, plans: pl.DataFrame
+) -> list[AuditRecord]:
+    """Store the day's judgements of promises and plans (only rows still open / active, so a second run of
+    the day changes nothing), one audit entry each: each is a decision about one debtor's agreement."""
+    records = []
+    p, r = t.promise_to_pay, t.repayment_plan
+    for key, state, paid in promises.select("promise_key", "state", "paid").iter_rows():
+        done = conn.execute(update(p).where(p.c.promise_key == key, p.c.state == "open").values(state=state))
+        if done.rowcount:
+            records.append(
+                AuditRecord(
+                    actor, "cycle", f"promise.{state}", "promise_to_pay", str(key),
+                    f"followed up on {as_of}: {paid} paid since it was taken", {"paid": paid},
+                )
+            )  # fmt: skip
+    for key, state in plans.select("plan_key", "state").iter_rows():
+        done = conn.execute(
+            update(r).where(r.c.plan_key == key, r.c.state == "active").values(state=state, ended_on=as_of)
+        )
+        if done.rowcount:
+            why = "a plan instalment is past due beyond the limit" if state == "broken" else "nothing is owed"
+            records.append(AuditRecord(actor, "cycle", f"plan.{state}", "repayment_plan", str(key), why, {}))
+    return records
