@@ -17,6 +17,7 @@ from duecourse.compliance.checks.base import CheckContext
 from duecourse.compliance.port import CompliancePort
 from duecourse.compliance.rulebook import Rulebook, load_rulebook
 from duecourse.domain.verification import CodeSigner
+from duecourse.plans.policy import PlanPolicy, load_plan_policy
 from duecourse.services.compliance_gate import RulebookGate
 from duecourse.services.messages import MessageCatalogue, screen
 from duecourse.settings import Settings
@@ -54,6 +55,10 @@ class Container:
         catalogue = MessageCatalogue.load(self.settings.messages_path, f"{self.settings.public_url}/verify")
         screen(catalogue, self.rulebook, self.check_context, self.clock().date())
         return catalogue
+
+    @cached_property
+    def plan_policy(self) -> PlanPolicy:
+        return load_plan_policy(self.settings.policy_path / "plans.yaml")
 
     @cached_property
     def strategy(self) -> Strategy:

@@ -182,7 +182,15 @@ def cycle_run(
             progress.update(task, description=f"cycle {day}: {name}", advance=1)
 
         summary = run_cycle(
-            c.engine, c.strategy, c.compliance, day, now=c.clock(), replay=replay, dry_run=dry_run, on_stage=on_stage
+            c.engine,
+            c.strategy,
+            c.compliance,
+            day,
+            now=c.clock(),
+            replay=replay,
+            dry_run=dry_run,
+            follow_up=c.plan_policy.follow_up,
+            on_stage=on_stage,
         )
     if as_json:
         _print_json(summary.to_json())

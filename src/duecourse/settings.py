@@ -14,6 +14,7 @@ class Settings:
     data_key_path: Path
     strategy_path: Path
     rules_path: Path  # the rule packs (rules/README.md)
+    policy_path: Path  # the lender's house policies: plans.yaml, visits.yaml
     messages_path: Path  # message texts and the lender's identity (templates/messages.yaml)
     verification_key_path: Path  # the secret that signs verification codes (created on first use)
     public_url: str  # where the public /verify page is served; printed in QR codes and messages
@@ -36,6 +37,7 @@ class Settings:
             data_key_path=Path(env.get("DUECOURSE_DATA_KEY_FILE", str(data_dir / "data.key"))),
             strategy_path=Path(env.get("DUECOURSE_STRATEGY", "strategies/default.yaml")),
             rules_path=Path(env.get("DUECOURSE_RULES", "rules")),
+            policy_path=Path(env.get("DUECOURSE_POLICY", "policy")),
             messages_path=Path(env.get("DUECOURSE_MESSAGES", "templates/messages.yaml")),
             verification_key_path=Path(env.get("DUECOURSE_VERIFY_KEY_FILE", str(data_dir / "verify.key"))),
             public_url=env.get("DUECOURSE_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),

@@ -177,7 +177,13 @@ def _one_day(
         report = import_book(engine, day_dir, rejects_dir, container.cipher, actor=ACTOR, now=_evening(day))
         rejected = report.rejected
     summary = run_cycle(
-        engine, container.strategy, container.compliance, day, now=_evening(day, minute=45), actor="system:cycle"
+        engine,
+        container.strategy,
+        container.compliance,
+        day,
+        now=_evening(day, minute=45),
+        actor="system:cycle",
+        follow_up=container.plan_policy.follow_up,
     )
     result.summaries.append(summary)
     delinquent = [r for r in summary.by_bucket if r["bucket"] != "current"]

@@ -25,6 +25,7 @@ def _container(home: Path, url: str | None = None) -> Container:
         "DUECOURSE_HOME": str(home),
         "DUECOURSE_STRATEGY": str(ROOT / "strategies" / "default.yaml"),
         "DUECOURSE_RULES": str(ROOT / "rules"),
+        "DUECOURSE_POLICY": str(ROOT / "policy"),
         "DUECOURSE_MESSAGES": str(ROOT / "templates" / "messages.yaml"),
     }
     if url:
