@@ -212,7 +212,7 @@ class FakeInfobip:
         while not self._stop.is_set():
             with self.lock:
                 batch = [self._to_push.popleft() for _ in range(min(100, len(self._to_push)))]
-                reports = {}
+                reports: dict[str | None, list[dict[str, Any]]] = {}
                 for s in batch:
                     reports.setdefault(s.notify_url, []).append(self._report(s))
             if not batch:

@@ -30,10 +30,9 @@ from duecourse.compliance.port import CompliancePort
 from duecourse.domain.dispatch import Outgoing, Receipt, Result
 from duecourse.domain.verification import CodeSigner, digest, display
 from duecourse.ledger.engine import ledger_state
-from duecourse.services.book_frames import load_book
+from duecourse.services.book_frames import BookFrames, load_book
 from duecourse.services.compliance_gate import CHANNEL, POINT_KIND
 from duecourse.services.contacts import ContactEvent, record_contacts
-from duecourse.services.cycle import _facts as cycle_facts
 from duecourse.services.messages import MessageCatalogue, render
 from duecourse.services.verification import CodeRequest, issue_many
 
@@ -56,6 +55,10 @@ class Channel(Protocol):
 
     def look_up(self, message_ids: Sequence[str]) -> set[str] | None:
         """Which of these message ids the provider has; None when this provider cannot be asked."""
+        ...
+
+    def close(self) -> None:
+        """Let go of any connection kept between calls."""
         ...
 
 
@@ -172,6 +175,13 @@ class Dispatcher:
     ) -> Summary:
         """Reconcile stopped sends, enqueue what is due, send up to `limit` messages in batches, pull receipts."""
         now = now.astimezone(UTC)
+        try:
+            return self._run(now, limit, on_batch)
+        finally:
+            for adapter in self.channels.values():
+                adapter.close()
+
+    def _run(self, now: datetime, limit: int | None, on_batch: Callable[[int, int], None]) -> Summary:
         summary = Summary()
         self.reconcile(now, summary)
         summary.enqueued = self.enqueue(now)
@@ -335,8 +345,10 @@ class Dispatcher:
         checked = self.recheck(claimed, now)
         stop = checked.filter(pl.col("verdict") != "go")
         go = checked.filter(pl.col("verdict") == "go")
-        messages = go.filter(pl.col("channel").is_in(MESSAGE_CHANNELS))
         with self.engine.begin() as conn:
+            messages = self._addressed(conn, go.filter(pl.col("channel").is_in(MESSAGE_CHANNELS)))
+            stop = pl.concat([stop, messages.filter(pl.col("verdict") != "go")], how="diagonal_relaxed")
+            messages = messages.filter(pl.col("verdict") == "go")
             self._record_stops(conn, stop, now, summary)
             for channel, part in (
                 go.filter(pl.col("channel").is_in(HAND_OFF_CHANNELS)).partition_by("channel", as_dict=True).items()
@@ -363,9 +375,7 @@ class Dispatcher:
         book = load_book(self.engine, as_of)
         book = replace(book, loans=book.loans.filter(pl.col("loan_key").is_in(keys.implode())))
         state = ledger_state(book.loans, book.instalments, book.payments, book.holds, book.conventions, as_of)
-        facts = cycle_facts(book, state, as_of).drop("borrower_key")
-        dates = state.select("loan_key", "oldest_unpaid_due_date", "next_due_date")
-        frame = claimed.join(facts, on="loan_key", how="left").join(dates, on="loan_key", how="left")
+        frame = claimed.join(_loan_facts(book, state, as_of), on="loan_key", how="left")
         owes = pl.col("overdue_total").fill_null(0) > 0
         owes_coming = pl.col("case_key").is_null() & (pl.col("next_due_amount").fill_null(0) > 0)
         frame = frame.with_columns(
@@ -431,7 +441,7 @@ class Dispatcher:
                     for k, r, ru in cancel.select("outbox_key", "reason", "rules").iter_rows()
                 ],
             )
-            for (channel,), n in cancel.group_by("channel").len().iter_rows():
+            for channel, n in cancel.group_by("channel").len().iter_rows():
                 summary.add(channel, "cancelled", n)
             summary.cancelled.update(
                 {
@@ -456,7 +466,7 @@ class Dispatcher:
                 ),
                 [{"k": k, "n": n, "r": r} for k, n, r in later.select("outbox_key", "next_at", "reason").iter_rows()],
             )
-            for (channel,), n in later.group_by("channel").len().iter_rows():
+            for channel, n in later.group_by("channel").len().iter_rows():
                 summary.add(channel, "rescheduled", n)
         audit_log.append(
             conn,
@@ -497,21 +507,43 @@ class Dispatcher:
             now,
         )
 
-    def _prepare(self, conn: Connection, go: pl.DataFrame, now: datetime) -> pl.DataFrame:
-        """The messages to send: the address, a verification code (issued on the first attempt, the same one on
-        every retry) and the text rendered in the borrower's language as of now."""
+    def _addressed(self, conn: Connection, go: pl.DataFrame) -> pl.DataFrame:
+        """The address of each message (the borrower's own first valid, consented contact point of the channel's
+        kind, as the gate chose it) and its language; one that has no address or no text is cancelled."""
         if go.is_empty():
-            return pl.DataFrame()
-        o = t.dispatch_outbox
+            return go
+        zh = pl.col("language").str.starts_with("zh")
         go = go.with_columns(
             compliance_channel=pl.col("channel").replace_strict(CHANNEL, return_dtype=pl.String),
-            message_language=pl.when(pl.col("language").str.starts_with("zh"))
-            .then(pl.lit("zh"))
-            .otherwise(pl.lit("en")),
-            lender_name=pl.when(pl.col("language").str.starts_with("zh"))
+            message_language=pl.when(zh).then(pl.lit("zh")).otherwise(pl.lit("en")),
+            lender_name=pl.when(zh)
             .then(pl.lit(self.messages.lender.name["zh"]))
             .otherwise(pl.lit(self.messages.lender.name["en"])),
         )
+        go = self._with_addresses(conn, go)
+        texts = pl.DataFrame(
+            [(name, lang) for name, lang in self.messages.texts],
+            schema={"template": pl.String, "message_language": pl.String},
+            orient="row",
+        ).with_columns(_has_text=pl.lit(True))
+        go = go.join(texts, on=["template", "message_language"], how="left")
+        no_address = pl.col("to").is_null()
+        no_text = pl.col("_has_text").is_null()
+        return go.with_columns(
+            verdict=pl.when(no_address | no_text).then(pl.lit("cancel")).otherwise(pl.col("verdict")),
+            reason=pl.when(no_address)
+            .then(pl.format("no address: no valid, consented {} contact point of the borrower", pl.col("point_kind")))
+            .when(no_text)
+            .then(pl.format("no text: template {} has no {} text", pl.col("template"), pl.col("message_language")))
+            .otherwise(pl.col("reason")),
+        ).drop("_has_text")
+
+    def _prepare(self, conn: Connection, go: pl.DataFrame, now: datetime) -> pl.DataFrame:
+        """The messages to send: a verification code (issued on the first attempt, the same one on every retry),
+        the text rendered in the borrower's language as of now, and the message id the provider will know."""
+        if go.is_empty():
+            return pl.DataFrame()
+        o = t.dispatch_outbox
         fresh = go.filter(pl.col("code_enc").is_null())
         if fresh.height:
             codes = issue_many(
@@ -548,7 +580,6 @@ class Dispatcher:
                 dtype=pl.String,
             )
         )
-        go = self._with_addresses(conn, go)
         overdue = pl.col("days_past_due").fill_null(0) > 0
         go = go.with_columns(
             amount=pl.when(overdue).then(pl.col("overdue_total")).otherwise(pl.col("next_due_amount")),
@@ -561,6 +592,11 @@ class Dispatcher:
             .otherwise(pl.format(SUBJECT["en"], "lender_name", "loan_id"))
         )
         ids = [message_id(k) for k in go.get_column("idempotency_key")]
+        # Known before the send: a delivery report can arrive before the send's result is recorded.
+        conn.execute(
+            update(o).where(o.c.outbox_key == bindparam("k")).values(provider_message_id=bindparam("m")),
+            [{"k": k, "m": m} for k, m in zip(go.get_column("outbox_key"), ids, strict=True)],
+        )
         return go.with_columns(message_id=pl.Series(ids, dtype=pl.String), subject=subject)
 
     def _with_addresses(self, conn: Connection, go: pl.DataFrame) -> pl.DataFrame:
@@ -594,23 +630,12 @@ class Dispatcher:
         )
 
     def _send(self, outgoing: pl.DataFrame) -> pl.DataFrame:
-        """One send per channel for the whole batch; a message without an address or a text fails here."""
+        """One send per channel for the whole batch (one connection or request where the protocol allows)."""
         frames = []
         for (channel,), part in outgoing.partition_by("channel", as_dict=True).items():
             adapter = self.channels[str(channel)]
-            ready = part.filter(pl.col("to").is_not_null() & pl.col("text").is_not_null())
-            results = [
-                Result(m, "failed", error="no valid, consented contact point" if to is None else "no text for template")
-                for m, to in part.filter(pl.col("to").is_null() | pl.col("text").is_null())
-                .select("message_id", "to")
-                .iter_rows()
-            ]
-            batch = [
-                Outgoing(*row)
-                for row in ready.select("message_id", "to", "text", "subject", "message_language").iter_rows()
-            ]
-            if batch:
-                results += adapter.send(batch)
+            columns = ("message_id", "to", "text", "subject", "message_language")
+            results = adapter.send([Outgoing(*row) for row in part.select(columns).iter_rows()])
             frames.append(
                 pl.DataFrame(
                     [(r.message_id, r.status, r.provider_message_id, r.error) for r in results],
@@ -907,6 +932,49 @@ class Dispatcher:
         return dead_letters(self.engine)
 
 
+def _loan_facts(book: BookFrames, state: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """What the send-time check needs per loan, in the columns the gate reads from the cycle's facts.
+
+    The cycle's own facts (services/cycle.py `_facts`) are private and change with the cycle; this is the
+    subset a message needs: amounts and dates owed, the borrower's language, flags and age, an outreach hold.
+    """
+    held = book.holds.filter(
+        pl.col("pauses_outreach")
+        & (pl.col("start_date") <= as_of)
+        & (pl.col("end_date").is_null() | (pl.col("end_date") >= as_of))
+    )
+    loans = book.loans.select("loan_key", "loan_id", "borrower_key", "product", "currency")
+    on_loan = held.filter(pl.col("loan_key").is_not_null()).select("loan_key")
+    on_borrower = loans.join(held.filter(pl.col("loan_key").is_null()), on="borrower_key", how="semi")
+    holds = pl.concat([on_loan, on_borrower.select("loan_key")]).unique().with_columns(has_outreach_hold=pl.lit(True))
+    born = pl.col("birth_date")
+    before_birthday = (born.dt.month() > as_of.month) | ((born.dt.month() == as_of.month) & (born.dt.day() > as_of.day))
+    age = (pl.lit(as_of.year) - born.dt.year() - before_birthday.cast(pl.Int32)).cast(pl.Int32)
+    return (
+        state.join(loans.drop("borrower_key"), on="loan_key")
+        .join(loans.select("loan_key", "borrower_key"), on="loan_key")
+        .join(book.borrowers.select("borrower_key", "borrower_id", "flags", "language", age=age), on="borrower_key")
+        .join(holds, on="loan_key", how="left")
+        .select(
+            "loan_key",
+            "loan_id",
+            "borrower_id",
+            "product",
+            "currency",
+            "days_past_due",
+            "overdue_total",
+            "outstanding_total",
+            "next_due_amount",
+            "next_due_date",
+            "oldest_unpaid_due_date",
+            "language",
+            "age",
+            flags=pl.col("flags").fill_null(pl.lit([], pl.List(pl.String))),
+            has_outreach_hold=pl.col("has_outreach_hold").fill_null(False),
+        )
+    )
+
+
 def record_receipts(engine: Engine, receipts: Sequence[Receipt], now: datetime, actor: str) -> dict[str, int]:
     """Delivery reports: each becomes a contact event (delivered or failed) and moves its outbox row on, once.
 
@@ -956,7 +1024,19 @@ def record_receipts(engine: Engine, receipts: Sequence[Receipt], now: datetime, 
         fresh = [(r, e) for r, e in zip(rows, events, strict=True) if e.event_id in new_ids]
         if not fresh:
             return {}
-        record_contacts(conn, [e for _, e in fresh], now)
+        # A report for a message still `sending` proves it left (its dispatcher stopped, or has not recorded the
+        # send yet): its sent event is recorded here, under the id the dispatcher would use, so it stays one.
+        proven = [
+            replace(
+                e,
+                event_id=e.event_id.removesuffix(":receipt") + ":sent",
+                outcome="connected",
+                details={"status": "sent", "provider": r.provider, "proven_by": "delivery report"},
+            )
+            for r, e in fresh
+            if r.state == "sending"
+        ]
+        record_contacts(conn, [*proven, *(e for _, e in fresh)], now)
         conn.execute(
             update(o)
             .where(o.c.outbox_key == bindparam("k"), or_(o.c.state == "sending", o.c.state == "sent"))

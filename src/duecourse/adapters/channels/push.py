@@ -82,5 +82,8 @@ class PushWebhook:
             conn.close()
         return results
 
+    def close(self) -> None:
+        pass  # a connection lasts one batch
+
     def look_up(self, message_ids: Sequence[str]) -> set[str] | None:
         return None  # a webhook cannot be asked what it received

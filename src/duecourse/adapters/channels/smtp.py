@@ -75,6 +75,9 @@ class SmtpMailer:
                 server.close()
         return results
 
+    def close(self) -> None:
+        pass  # a connection lasts one batch
+
     def look_up(self, message_ids: Sequence[str]) -> set[str] | None:
         return None  # SMTP cannot tell whether a server took a message
 
