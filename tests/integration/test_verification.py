@@ -1,9 +1,16 @@
 """Checking verification codes on both backends: the service (genuine, forged, altered, expired, revoked,
-unknown-but-signed, identity proof, throttling, scam alerts, audit) and the /verify page and API over HTTP."""
+unknown-but-signed, identity proof, throttling, scam alerts, audit), the /verify page and API over HTTP, and
+the `duecourse web serve` / `duecourse web alerts` commands."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -18,7 +25,7 @@ from duecourse.adapters.db import tables as t
 from duecourse.audit.log import entries, verify
 from duecourse.bootstrap import Container
 from duecourse.demo.book import generate_book, write_book
-from duecourse.domain.verification import ALPHABET, CodeSigner, digest, display
+from duecourse.domain.verification import ALPHABET, CodeSigner, digest, display, identity_number, masked
 from duecourse.ledger.engine import ledger_state
 from duecourse.services.book_frames import load_book
 from duecourse.services.importer import import_book
@@ -374,3 +381,101 @@ def test_the_n_plus_first_failure_is_429_with_retry_after(home: Home) -> None:
     assert int(page.headers["retry-after"]) == int(api.headers["retry-after"]) == 15 * 60
     assert "尝试次数过多" in page.text and "Too many attempts" in page.text and HOTLINE in page.text
     assert api.json()["genuine"] is False
+
+
+# --- the commands --------------------------------------------------------------------------------------
+
+
+def _env(home: Home) -> dict[str, str]:
+    s = home.container.settings
+    return {
+        **os.environ,
+        "DUECOURSE_HOME": str(s.data_dir),
+        "DUECOURSE_DATABASE_URL": s.database_url,
+        "DUECOURSE_MESSAGES": str(s.messages_path),
+        "DUECOURSE_RULES": str(s.rules_path),
+        "DUECOURSE_STRATEGY": str(s.strategy_path),
+    }
+
+
+def _get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def test_serve_answers_on_loopback_without_a_server_banner(home: Home) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = home.issue(at=datetime.now(UTC))  # the served app runs on the real clock
+    command = [sys.executable, "-m", "duecourse", "web", "serve", "--port", str(port)]
+    with subprocess.Popen(
+        command, cwd=ROOT, env=_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as server:
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                assert server.poll() is None, "the server exited"
+                try:
+                    status, headers, _ = _get(port, "/verify")
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "the server did not start within 60 s"
+                    time.sleep(0.2)
+            assert status == 200 and "server" not in headers
+            assert "default-src 'none'" in headers["content-security-policy"]
+            status, _, body = _get(port, f"/api/verify/{display(code)}")
+            answer = json.loads(body)
+            assert status == 200 and answer["genuine"] is True and answer["hotline"] == HOTLINE
+        finally:
+            server.terminate()
+
+
+def test_alerts_command_lists_the_campaign(home: Home) -> None:
+    limits = Limits(alert_failures=2, alert_window=timedelta(hours=1))
+    for i in range(2):
+        at = NOW + timedelta(minutes=i)
+        _check(home, _forged(home), client=f"192.0.2.{i}", named=home.phone, now=at, limits=limits)
+    cli = [sys.executable, "-m", "duecourse", "web", "alerts"]
+    listed = subprocess.run([*cli, "--json"], cwd=ROOT, env=_env(home), capture_output=True, text=True, check=True)
+    [alert] = json.loads(listed.stdout)
+    assert alert["kind"] == "scam_campaign" and alert["failures"] == 2 and alert["masked"].endswith(home.phone[-4:])
+    table = subprocess.run(cli, cwd=ROOT, env={**_env(home), "COLUMNS": "200"}, capture_output=True, text=True)
+    assert table.returncode == 0 and "scam_campaign" in table.stdout and home.phone[-4:] in table.stdout
+    assert home.phone[-8:-4] not in table.stdout
+
+
+# --- reading what people type --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("+86 138-0013-8001", ("phone", "13800138001")),
+        ("0086 13800138001", ("phone", "13800138001")),
+        ("13800138001", ("phone", "13800138001")),
+        ("+44 20 7946 0958", ("phone", "442079460958")),
+        ("11010119850312031x", ("national_id", "11010119850312031X")),
+        ("110101 19850312 0316", ("national_id", "110101198503120316")),
+        ("12ab", None),
+        ("123", None),
+    ],
+)
+def test_numbers_typed_on_the_page_are_read_alike(typed: str, expected: tuple[str, str] | None) -> None:
+    assert identity_number(typed) == expected
+    if expected is not None:
+        shown = masked(expected[1])
+        assert shown.endswith(expected[1][-4:]) and set(shown[:-4]) == {"*"} and len(shown) == len(expected[1])
+
+
+def test_fingerprints_depend_on_key_and_purpose() -> None:
+    one, two = CodeSigner(b"k" * 32), CodeSigner(b"j" * 32)
+    assert one.fingerprint("identity", "13800138001") == one.fingerprint("identity", "13800138001")
+    assert one.fingerprint("identity", "13800138001") != two.fingerprint("identity", "13800138001")
+    assert one.fingerprint("identity", "13800138001") != one.fingerprint("client", "13800138001")
+    assert "13800138001" not in one.fingerprint("identity", "13800138001")
