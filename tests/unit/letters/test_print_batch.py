@@ -105,3 +105,12 @@ def test_letter_ids_are_unique_in_a_batch(renderer, tmp_path):
     with pytest.raises(ValueError, match="unique"):
         PrintBatch(tmp_path, renderer).write("B-4", [written("zh"), written("en")])
     assert not (tmp_path / "B-4").exists()
+
+
+def test_worker_processes_print_the_same_letters_as_one_process(tmp_path):
+    letters = [written(lang, f"WN-{i}") for i, lang in enumerate(["zh", "en"] * 8)]
+    alone = PrintBatch(tmp_path, LetterRenderer(TEMPLATES)).write("B-alone", letters)
+    shared = PrintBatch(tmp_path, LetterRenderer(TEMPLATES, workers=2)).write("B-workers", letters)
+    assert [(r.letter_id, r.sha256, r.pages) for r in alone.rows] == [
+        (r.letter_id, r.sha256, r.pages) for r in shared.rows
+    ]
