@@ -217,8 +217,8 @@ def offer(
 def approve(
     plan_id: str,
     by: By,
+    role: Role,
     reason: Annotated[str, typer.Option(help="Why (recorded with the decision).")],
-    role: Role = "supervisor",
     as_json: Json = False,
 ) -> None:
     """A supervisor approves an offer beyond its maker's limits."""
@@ -232,8 +232,8 @@ def approve(
 def decline(
     plan_id: str,
     by: By,
+    role: Role,
     reason: Annotated[str, typer.Option(help="Why (recorded with the decision).")],
-    role: Role = "supervisor",
     as_json: Json = False,
 ) -> None:
     """A supervisor declines an offer beyond its maker's limits; it can never be accepted."""

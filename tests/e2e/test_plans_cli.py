@@ -58,7 +58,10 @@ def test_a_plan_beyond_an_agents_limits_waits_for_a_supervisor_then_takes_effect
     assert offered["state"] == "pending_approval"
     refused = plans("accept", plan_id, "--effective", "2026-04-20", "--by", "PB1", expect=1)
     assert "waits for a supervisor" in refused.stderr
-    assert js("approve", plan_id, "--by", "sup-1", "--reason", "income evidenced")["state"] == "approved"
+    assert (
+        js("approve", plan_id, "--by", "sup-1", "--role", "supervisor", "--reason", "income evidenced")["state"]
+        == "approved"
+    )
     accepted = js("accept", plan_id, "--effective", "2026-04-20", "--by", "PB1")
     assert (accepted["state"], accepted["credit_amount"], len(accepted["schedule"])) == ("active", "4158.00", 36)
     assert [p["state"] for p in js("list", "--borrower", "PB1")] == ["active"]

@@ -73,7 +73,9 @@ def test_plans_over_http(client: tuple[TestClient, Container]) -> None:
     assert pending["state"] == "pending_approval"
     refused = http.post(f"/api/plans/{pending['plan_id']}/accept", json={"effective_date": "2026-04-20", "by": "PB1"})
     assert refused.status_code == 400 and "waits for a supervisor" in refused.json()["detail"]["error"]
-    declined = http.post(f"/api/plans/{pending['plan_id']}/decline", json={"by": "sup-1", "reason": "no evidence"})
+    declined = http.post(
+        f"/api/plans/{pending['plan_id']}/decline", json={"by": "sup-1", "role": "supervisor", "reason": "no evidence"}
+    )
     assert declined.json()["state"] == "declined"
     again = http.post(f"/api/plans/{pending['plan_id']}/accept", json={"effective_date": "2026-04-20", "by": "PB1"})
     assert again.status_code == 400 and "declined" in again.json()["detail"]["error"]

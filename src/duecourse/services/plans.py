@@ -650,7 +650,8 @@ def _plan_row(conn: Connection, plan_id: str, lock: bool = False) -> Any:
         .where(p.c.plan_id == plan_id)
     )
     if lock and conn.dialect.name == "postgresql":
-        q = q.with_for_update(of=p)
+        # The loan's row too: two plans of one loan accepted at once must not both come into force.
+        q = q.with_for_update(of=(p, t.loan))
     row = conn.execute(q).first()
     if row is None:
         raise NotFoundError(f"no plan with id {plan_id!r}")

@@ -87,7 +87,7 @@ class OfferBody(_Body):
 
 class DecisionBody(_Body):
     by: str = Field(min_length=1)
-    role: Role = "supervisor"
+    role: Role
     reason: str = Field(min_length=1)
 
 
