@@ -28,7 +28,7 @@ from duecourse.services.reports import loan_state
 from duecourse.services.verification import CodeRequest, issue
 from duecourse.services.visits import NoticeFacts
 from duecourse.strategy import load_strategy
-from tests.unit.letters.pdf_tools import pdf_fonts, pdf_text, qr_codes
+from tests.unit.letters.pdf_tools import FONT_CACHE, pdf_fonts, pdf_text, qr_codes
 
 ROOT = Path(__file__).resolve().parents[2]
 STRATEGY = load_strategy(ROOT / "strategies" / "default.yaml")
@@ -102,7 +102,7 @@ def letters(book: tuple[Engine, FieldCipher], tmp_path: Path) -> Letters:
         strategy=STRATEGY,
         public_url=PUBLIC_URL,
         letters_dir=tmp_path / "letters",
-        renderer=LetterRenderer(ROOT / "templates" / "letters"),
+        renderer=LetterRenderer(ROOT / "templates" / "letters", font_cache=FONT_CACHE),
         visit_hours=(time(9, 0), time(18, 0)),
     )
 

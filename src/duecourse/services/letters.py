@@ -45,6 +45,7 @@ from duecourse.domain.verification import CodeSigner
 from duecourse.ledger.engine import ledger_state
 from duecourse.services.messages import MessageCatalogue
 from duecourse.services.verification import CodeRequest, issue_many
+from duecourse.settings import Settings
 from duecourse.strategy.model import Ladder, StepKind, Strategy
 from duecourse.strategy.predicates import DaysPastDueAtLeast, DaysPastDueAtMost, OverdueAmountAtLeast
 
@@ -120,6 +121,31 @@ class Letters:
     renderer: LetterRenderer
     visit_hours: tuple[time, time]  # the visit policy's daytime (policy/visits.yaml), printed on pre-visit notices
     actor: str = "system:letters"
+
+    @classmethod
+    def configured(
+        cls,
+        settings: Settings,
+        cipher: Cipher,
+        signer: CodeSigner,
+        messages: MessageCatalogue,
+        strategy: Strategy,
+        visit_hours: tuple[time, time],
+        workers: int = 1,
+    ) -> Letters:
+        """Letters for this deployment: templates beside the message catalogue (templates/letters/), batches in
+        data_dir/letters, the cut letter face cached in data_dir/fonts, `workers` rendering processes."""
+        renderer = LetterRenderer(settings.messages_path.parent / "letters", workers, settings.data_dir / "fonts")
+        return cls(
+            cipher,
+            signer,
+            messages,
+            strategy,
+            settings.public_url,
+            settings.data_dir / "letters",
+            renderer,
+            visit_hours,
+        )
 
     # --- written notices (the dispatcher's letter hand-off) ------------------------------------------------
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from pathlib import Path
+
+# The cut letter face is made once per machine (up to a minute) and reused by every later test run.
+FONT_CACHE = Path(tempfile.gettempdir()) / "duecourse-test-letter-fonts"
 
 
 def pdf_text(pdf: Path) -> str:

@@ -12,6 +12,7 @@ import jinja2
 import pytest
 
 from duecourse.adapters.channels.letters import MANIFEST_FIELDS, LetterRenderer, PrintBatch
+from tests.unit.letters.pdf_tools import FONT_CACHE
 from tests.unit.letters.samples import DEBTOR, pre_visit, written
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "templates" / "letters"
@@ -19,7 +20,7 @@ TEMPLATES = Path(__file__).resolve().parents[3] / "templates" / "letters"
 
 @pytest.fixture(scope="module")
 def renderer() -> LetterRenderer:
-    return LetterRenderer(TEMPLATES)
+    return LetterRenderer(TEMPLATES, font_cache=FONT_CACHE)
 
 
 def test_the_manifest_lists_every_letter_with_its_digest(renderer, tmp_path):
@@ -109,8 +110,8 @@ def test_letter_ids_are_unique_in_a_batch(renderer, tmp_path):
 
 def test_worker_processes_print_the_same_letters_as_one_process(tmp_path):
     letters = [written(lang, f"WN-{i}") for i, lang in enumerate(["zh", "en"] * 8)]
-    alone = PrintBatch(tmp_path, LetterRenderer(TEMPLATES)).write("B-alone", letters)
-    shared = PrintBatch(tmp_path, LetterRenderer(TEMPLATES, workers=2)).write("B-workers", letters)
+    alone = PrintBatch(tmp_path, LetterRenderer(TEMPLATES, font_cache=FONT_CACHE)).write("B-alone", letters)
+    shared = PrintBatch(tmp_path, LetterRenderer(TEMPLATES, 2, FONT_CACHE)).write("B-workers", letters)
     assert [(r.letter_id, r.sha256, r.pages) for r in alone.rows] == [
         (r.letter_id, r.sha256, r.pages) for r in shared.rows
     ]

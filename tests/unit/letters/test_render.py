@@ -14,7 +14,7 @@ from duecourse.adapters.channels.letters import (
     PlannedVisit,
     long_date,
 )
-from tests.unit.letters.pdf_tools import pdf_fonts, pdf_text, qr_codes
+from tests.unit.letters.pdf_tools import FONT_CACHE, pdf_fonts, pdf_text, qr_codes
 from tests.unit.letters.samples import DEBT, DEBTOR, LENDER, PUBLIC_URL, VISIT, every_letter, pre_visit, written
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "templates" / "letters"
@@ -22,7 +22,7 @@ TEMPLATES = Path(__file__).resolve().parents[3] / "templates" / "letters"
 
 @pytest.fixture(scope="module")
 def renderer() -> LetterRenderer:
-    return LetterRenderer(TEMPLATES)
+    return LetterRenderer(TEMPLATES, font_cache=FONT_CACHE)
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +98,28 @@ def test_the_pre_visit_notice_names_the_window_the_visitors_and_the_rights(print
 def test_one_cjk_face_embedded_and_subset(printed, kind, language):
     fonts = pdf_fonts(printed[kind, language])
     assert len(fonts) == 1, fonts  # one face keeps a letter small (stack notes §3.5)
-    assert "Noto-Sans-CJK-SC" in fonts[0]["name"]
+    assert "DueCourse-Letter-SC" in fonts[0]["name"]  # Noto Sans CJK SC, cut to GB 2312
     assert (fonts[0]["emb"], fonts[0]["sub"], fonts[0]["uni"]) == ("yes", "yes", "yes")
+    assert printed[kind, language].stat().st_size < 100_000  # the full face made 150-195 KB letters
+
+
+def test_a_rare_character_in_a_name_prints_from_the_full_face(renderer, tmp_path):
+    # 堃 and 喆 are common in given names but not in GB 2312: they come from the system's full Noto Sans CJK SC.
+    letter = dataclasses.replace(written("zh"), debtor=dataclasses.replace(DEBTOR["zh"], name="王堃喆"))
+    path = tmp_path / "rare.pdf"
+    path.write_bytes(renderer.render_pdf(letter))
+    assert "王堃喆" in _flat(pdf_text(path))
+    names = sorted(f["name"].split("+")[-1] for f in pdf_fonts(path))
+    assert names == ["DueCourse-Letter-SC", "Noto-Sans-CJK-SC"]
+    assert all(f["emb"] == "yes" for f in pdf_fonts(path))
+
+
+def test_without_a_font_cache_the_system_face_is_the_one_face(tmp_path):
+    path = tmp_path / "system.pdf"
+    path.write_bytes(LetterRenderer(TEMPLATES).render_pdf(written("zh")))
+    (font,) = pdf_fonts(path)
+    assert font["name"].endswith("+Noto-Sans-CJK-SC") and font["emb"] == "yes"
+    assert "欧阳娜娜" in _flat(pdf_text(path))
 
 
 @pytest.mark.parametrize("kind", ["written_notice", "pre_visit_notice"])
