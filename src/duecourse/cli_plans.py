@@ -106,7 +106,7 @@ def finances_record(
     )
     c = bootstrap.build()
     with _refusals():
-        result = plans.record_finances(c.engine, c.cipher, plans.house_policy(), borrower_id, given, by, c.clock())
+        result = plans.record_finances(c.engine, c.cipher, c.plan_policy, borrower_id, given, by, c.clock())
     _out(result, as_json, _render_finances)
 
 
@@ -122,7 +122,7 @@ def finances_show(
     proposed = None if payment is None else _amount(payment, "--payment")
     c = bootstrap.build()
     with _refusals():
-        result = plans.show_finances(c.engine, c.cipher, plans.house_policy(), borrower_id, proposed)
+        result = plans.show_finances(c.engine, c.cipher, c.plan_policy, borrower_id, proposed)
     _out(result, as_json, _render_finances)
 
 
@@ -156,9 +156,9 @@ def options(
     c = bootstrap.build()
     with _refusals():
         if borrower:
-            views = plans.borrower_options(c.engine, c.cipher, plans.house_policy(), loan_id, day)
+            views = plans.borrower_options(c.engine, c.cipher, c.plan_policy, loan_id, day)
         else:
-            views = [plans.loan_options(c.engine, c.cipher, plans.house_policy(), loan_id, day)]
+            views = [plans.loan_options(c.engine, c.cipher, c.plan_policy, loan_id, day)]
 
     def render(_: Any) -> None:
         for v in views:
@@ -209,7 +209,7 @@ def offer(
     day = _day(as_of, "--as-of")
     c = bootstrap.build()
     with _refusals():
-        result = plans.offer(c.engine, c.cipher, plans.house_policy(), loan_id, kind, months, by, role, day, c.clock())
+        result = plans.offer(c.engine, c.cipher, c.plan_policy, loan_id, kind, months, by, role, day, c.clock())
     _out(result, as_json, _render_plan)
 
 
@@ -224,7 +224,7 @@ def approve(
     """A supervisor approves an offer beyond its maker's limits."""
     c = bootstrap.build()
     with _refusals():
-        result = plans.approve(c.engine, plans.house_policy(), plan_id, by, role, reason, c.clock())
+        result = plans.approve(c.engine, c.plan_policy, plan_id, by, role, reason, c.clock())
     _out(result, as_json, _render_plan)
 
 
@@ -239,7 +239,7 @@ def decline(
     """A supervisor declines an offer beyond its maker's limits; it can never be accepted."""
     c = bootstrap.build()
     with _refusals():
-        result = plans.decline(c.engine, plans.house_policy(), plan_id, by, role, reason, c.clock())
+        result = plans.decline(c.engine, c.plan_policy, plan_id, by, role, reason, c.clock())
     _out(result, as_json, _render_plan)
 
 
@@ -254,7 +254,7 @@ def accept(
     day = _day(effective, "--effective")
     c = bootstrap.build()
     with _refusals():
-        result = plans.accept(c.engine, plan_id, day, by, c.clock())
+        result = plans.accept(c.engine, c.plan_policy, plan_id, day, by, c.clock())
     _out(result, as_json, _render_plan)
 
 

@@ -24,12 +24,13 @@ from duecourse.adapters.crypto import FieldCipher
 from duecourse.adapters.db import tables as t
 from duecourse.audit.log import entries, verify
 from duecourse.domain.errors import NotFoundError
+from duecourse.plans.policy import load_plan_policy
 from duecourse.services import plans
 from duecourse.services.importer import import_book
 from duecourse.services.plans import FinancesInput, PlanError
 
 ROOT = Path(__file__).resolve().parents[2]
-POLICY = plans.house_policy(ROOT / "policy" / "plans.yaml")
+POLICY = load_plan_policy(ROOT / "policy" / "plans.yaml")
 AS_OF = date(2026, 4, 20)
 NOW = datetime(2026, 4, 20, 3, tzinfo=UTC)
 
@@ -169,7 +170,7 @@ def test_an_offer_within_the_agents_limits_can_be_accepted_at_once(book: Engine,
     plans.record_finances(book, cipher, POLICY, "PB1", FINANCES, "agent-7", NOW)
     offered = plans.offer(book, cipher, POLICY, "P1", "restructure", 12, "agent-7", "agent", AS_OF, NOW)
     assert offered["state"] == "offered" and offered["authority"]["within"] is True
-    accepted = plans.accept(book, offered["plan_id"], AS_OF, "agent-7", NOW)
+    accepted = plans.accept(book, POLICY, offered["plan_id"], AS_OF, "agent-7", NOW)
     assert accepted["state"] == "active" and accepted["effective_date"] == "2026-04-20"
     assert accepted["watch_until"] == "2026-07-19"  # 90 days on
     assert accepted["credit_amount"] == "4158.00"
@@ -179,10 +180,10 @@ def test_an_offer_within_the_agents_limits_can_be_accepted_at_once(book: Engine,
     ]
     assert sum(Decimal(r["principal"]) for r in accepted["schedule"]) == Decimal("6060.00")
     with pytest.raises(PlanError, match="active and cannot be accepted"):
-        plans.accept(book, offered["plan_id"], AS_OF, "agent-7", NOW)
+        plans.accept(book, POLICY, offered["plan_id"], AS_OF, "agent-7", NOW)
     second = plans.offer(book, cipher, POLICY, "P1", "suspension", 12, "agent-7", "agent", AS_OF, NOW)
     with pytest.raises(PlanError, match="already has plan"):
-        plans.accept(book, second["plan_id"], AS_OF, "agent-7", NOW)
+        plans.accept(book, POLICY, second["plan_id"], AS_OF, "agent-7", NOW)
 
 
 def test_an_offer_beyond_the_agents_limits_takes_effect_only_once_a_supervisor_approves(
@@ -193,7 +194,7 @@ def test_an_offer_beyond_the_agents_limits_takes_effect_only_once_a_supervisor_a
     assert pending["state"] == "pending_approval"
     assert pending["authority"]["beyond"] == ["term 36 months is over the agent limit of 24"]
     with pytest.raises(PlanError, match="waits for a supervisor"):
-        plans.accept(book, pending["plan_id"], AS_OF, "PB1", NOW)
+        plans.accept(book, POLICY, pending["plan_id"], AS_OF, "PB1", NOW)
     with pytest.raises(PlanError, match="only a supervisor"):
         plans.approve(book, POLICY, pending["plan_id"], "lead-2", "team_lead", "fine", NOW)
     with pytest.raises(PlanError, match="cannot decide it too"):
@@ -211,7 +212,7 @@ def test_an_offer_beyond_the_agents_limits_takes_effect_only_once_a_supervisor_a
     )
     with pytest.raises(PlanError, match="only an offer pending approval"):
         plans.decline(book, POLICY, pending["plan_id"], "sup-1", "supervisor", "changed my mind", NOW)
-    accepted = plans.accept(book, pending["plan_id"], AS_OF, "PB1", NOW)
+    accepted = plans.accept(book, POLICY, pending["plan_id"], AS_OF, "PB1", NOW)
     assert accepted["state"] == "active" and len(accepted["schedule"]) == 36
     with book.connect() as conn:
         trail = [(e["action"], e["actor"]) for e in entries(conn) if e["entity_id"] == pending["plan_id"]]
@@ -230,7 +231,7 @@ def test_a_declined_offer_can_never_be_accepted(book: Engine, cipher: FieldCiphe
     declined = plans.decline(book, POLICY, pending["plan_id"], "sup-1", "supervisor", "savings not evidenced", NOW)
     assert declined["state"] == "declined"
     with pytest.raises(PlanError, match="declined and cannot be accepted"):
-        plans.accept(book, pending["plan_id"], AS_OF, "PB1", NOW)
+        plans.accept(book, POLICY, pending["plan_id"], AS_OF, "PB1", NOW)
     with pytest.raises(PlanError, match="only an offer pending approval"):
         plans.approve(book, POLICY, pending["plan_id"], "sup-2", "supervisor", "overrule", NOW)
     # The same settlement offered by a team lead is within that role's limits.

@@ -19,11 +19,13 @@ from duecourse.web.app import create_app
 from tests.integration.test_plans import load_plans_book
 
 NOW = datetime(2026, 4, 20, 3, tzinfo=UTC)  # 11:00 in Shanghai
+POLICY = str(Path(__file__).resolve().parents[2] / "policy")
 
 
 @pytest.fixture
 def client(migrated_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, Container]]:
-    settings = Settings.from_env({"DUECOURSE_HOME": str(tmp_path / "home"), "DUECOURSE_DATABASE_URL": migrated_url})
+    env = {"DUECOURSE_HOME": str(tmp_path / "home"), "DUECOURSE_DATABASE_URL": migrated_url, "DUECOURSE_POLICY": POLICY}
+    settings = Settings.from_env(env)
     container = Container(settings, clock=lambda: NOW)
     load_plans_book(container.engine, container.cipher, tmp_path)
     app = _app(container)

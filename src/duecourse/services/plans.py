@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Final, Protocol
 
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -28,12 +27,10 @@ from duecourse.domain.money import from_minor, to_minor
 from duecourse.plans.affordability import Affordability, Finances, Sourced, assess
 from duecourse.plans.authority import check_authority
 from duecourse.plans.options import Outstanding, PlanInstalment, PlanOption, plan_options
-from duecourse.plans.policy import ROLES, PlanPolicy, load_plan_policy
+from duecourse.plans.policy import ROLES, PlanPolicy
 from duecourse.services.plan_ledger import balance_to_restructure, plan_effect
 
-POLICY_PATH: Final = Path("policy/plans.yaml")  # until bootstrap offers `container.plan_policy`
 FINANCES_FIELD: Final = "debtor_finances.finances_enc"
-WATCH_DAYS: Final = 90  # days after acceptance the plan is watched closely (policy key `watch_days` to come)
 SOURCES: Final = ("stated", "evidenced", "estimated")
 FIGURES: Final = ("monthly_income", "essential_expenses", "other_debt_payments", "savings")
 # A plan the debtor may still accept; one waiting for a supervisor, or declined, may not be.
@@ -47,10 +44,6 @@ class Cipher(Protocol):
     def encrypt(self, plaintext: str, field: str) -> bytes: ...
 
     def decrypt(self, token: bytes, field: str) -> str: ...
-
-
-def house_policy(path: Path = POLICY_PATH) -> PlanPolicy:
-    return load_plan_policy(path)
 
 
 # --- finances and affordability ---------------------------------------------------------------------
@@ -484,16 +477,16 @@ def _decide(
 
 def accept(
     engine: Engine,
+    policy: PlanPolicy,
     plan_id: str,
     effective_date: date,
     accepted_by: str,
     now: datetime,
     origin: str = "cli",
-    watch_days: int = WATCH_DAYS,
 ) -> dict[str, Any]:
     """The debtor accepts an offer (made within its maker's limits, or approved by a supervisor): from
     `effective_date` the plan's instalments replace the loan's and a non-cash credit settles what was due
-    (services/plan_ledger.py); the plan is active and watched until `watch_days` after that day."""
+    (services/plan_ledger.py); the plan is active and watched for the policy's `follow_up.watch_days` from that day."""
     with engine.connect() as conn:
         row = _plan_row(conn, plan_id)
     _acceptable(row)
@@ -509,7 +502,7 @@ def accept(
         ).scalar()
         if live is not None:
             raise PlanError(f"loan {row.loan_id} already has plan {live} in force")
-        until = effective_date + timedelta(days=watch_days)
+        until = effective_date + timedelta(days=policy.follow_up.watch_days)
         conn.execute(
             update(p)
             .where(p.c.plan_key == row.plan_key)

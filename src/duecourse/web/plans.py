@@ -39,11 +39,7 @@ def _container(request: Request) -> Container:
 
 
 def _policy(request: Request) -> PlanPolicy:
-    state = request.app.state
-    if getattr(state, "plan_policy", None) is None:
-        state.plan_policy = plans.house_policy()  # once per app
-    policy: PlanPolicy = state.plan_policy
-    return policy
+    return _container(request).plan_policy
 
 
 @contextmanager
@@ -195,7 +191,7 @@ def decline(plan_id: str, body: DecisionBody, request: Request) -> dict[str, Any
 def accept(plan_id: str, body: AcceptBody, request: Request) -> dict[str, Any]:
     c = _container(request)
     with _answers():
-        return plans.accept(c.engine, plan_id, body.effective_date, body.by, c.clock(), ORIGIN)
+        return plans.accept(c.engine, _policy(request), plan_id, body.effective_date, body.by, c.clock(), ORIGIN)
 
 
 @router.get("/api/plans/{plan_id}", responses=ANSWERS)
