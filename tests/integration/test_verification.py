@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, select, update
+from sqlalchemy import event, insert, select, update
 
 from duecourse.adapters.db import tables as t
 from duecourse.audit.log import entries, verify
@@ -369,6 +369,54 @@ def test_a_visit_code_shows_the_team_or_says_none_is_assigned(home: Home, client
     code = home.issue("visit", "visit", reference="visit:V-NOT-PLANNED")
     page = client.get("/verify", params={"code": code})
     assert "上门拜访" in page.text and "No team is assigned yet" in page.text
+
+
+def test_a_visit_code_names_the_visiting_team_with_badges(home: Home, client: TestClient) -> None:
+    """The team comes from the visits tables (services/visits.py: visit_team_for_reference)."""
+    cipher, at = home.container.cipher, NOW - timedelta(days=2)
+    with home.container.engine.begin() as conn:
+        contact_key = (
+            conn.execute(
+                select(t.contact_point.c.contact_key).where(t.contact_point.c.borrower_key == home.borrower_key)
+            )
+            .scalars()
+            .first()
+        )
+        action_key = conn.execute(
+            insert(t.proposed_action)
+            .values(
+                idempotency_key="test:visit", as_of=at.date(), loan_key=home.loan_key, segment="s", ladder="l",
+                step="visit", action="visit", channel="visit", priority=1, arm="a", reason="test",
+                compliance_status="allowed", compliance_reason="test",
+            )
+            .returning(t.proposed_action.c.action_key)
+        ).scalar_one()  # fmt: skip
+        visit_key = conn.execute(
+            insert(t.visit)
+            .values(
+                visit_id="V-2026-TEST", action_key=action_key, borrower_key=home.borrower_key, loan_key=home.loan_key,
+                contact_key=contact_key, status="scheduled", currency="CNY", balance=1, expected_recovery=1, cost=1,
+                office_id="SH-1", distance_m=1, eligibility={}, window_start=NOW.date(), window_end=NOW.date(),
+                planned_at=at,
+            )
+            .returning(t.visit.c.visit_key)
+        ).scalar_one()  # fmt: skip
+        for staff_id, name, badge in (("S1", "李娜", "SH-0042"), ("S2", "王强", "SH-0017")):
+            staff_key = conn.execute(
+                insert(t.staff)
+                .values(staff_id=staff_id, name_enc=cipher.encrypt(name, "staff.name_enc"), badge=badge,
+                        region="CN-SH", active=True, updated_at=at)
+                .returning(t.staff.c.staff_key)
+            ).scalar_one()  # fmt: skip
+            conn.execute(insert(t.visit_team).values(visit_key=visit_key, staff_key=staff_key))
+    code = home.issue("visit", "visit", reference="visit:V-2026-TEST")
+    body = client.get(f"/api/verify/{code}").json()
+    assert body["visit_team"] == [{"name": "王强", "badge": "SH-0017"}, {"name": "李娜", "badge": "SH-0042"}]
+    page = client.get("/verify", params={"code": code}).text
+    assert "李娜" in page and "SH-0042" in page and "王强" in page and "SH-0017" in page
+    with home.container.engine.connect() as conn:
+        audited = [e["payload"] for e in entries(conn) if e["action"] == "verification.checked"]
+    assert audited and not any("李娜" in p for p in audited), "staff names stay out of the audit entry"
 
 
 def test_the_n_plus_first_failure_is_429_with_retry_after(home: Home) -> None:
