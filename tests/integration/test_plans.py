@@ -23,11 +23,12 @@ from sqlalchemy import Engine, select
 from duecourse.adapters.crypto import FieldCipher
 from duecourse.adapters.db import tables as t
 from duecourse.audit.log import entries, verify
-from duecourse.domain.errors import NotFoundError
+from duecourse.domain.errors import NotFoundError, PlanError
 from duecourse.plans.policy import load_plan_policy
 from duecourse.services import plans
 from duecourse.services.importer import import_book
-from duecourse.services.plans import FinancesInput, PlanError
+from duecourse.services.plans import FinancesInput
+from duecourse.services.reports import loan_state
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = load_plan_policy(ROOT / "policy" / "plans.yaml")
@@ -179,6 +180,15 @@ def test_an_offer_within_the_agents_limits_can_be_accepted_at_once(book: Engine,
         (r["due_date"], r["principal"], r["interest"]) for r in offered["instalments"]
     ]
     assert sum(Decimal(r["principal"]) for r in accepted["schedule"]) == Decimal("6060.00")
+    # On the ledger the next day: the arrears are settled by the credit, the loan follows the plan.
+    state = loan_state(book, "P1", date(2026, 4, 21))
+    assert (state["days_past_due"], state["bucket"], state["overdue_total"]) == (0, "current", "0.00")
+    first = accepted["schedule"][0]
+    assert (state["next_due_date"], state["next_due_amount"]) == (
+        first["due_date"],
+        str(Decimal(first["principal"]) + Decimal(first["interest"])),
+    )
+    assert state["outstanding_total"] == accepted["total_paid"]
     with pytest.raises(PlanError, match="active and cannot be accepted"):
         plans.accept(book, POLICY, offered["plan_id"], AS_OF, "agent-7", NOW)
     second = plans.offer(book, cipher, POLICY, "P1", "suspension", 12, "agent-7", "agent", AS_OF, NOW)
