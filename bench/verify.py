@@ -1,28 +1,30 @@
 """Benchmark of the public /verify page under a stated request rate, over real HTTP on loopback.
 
 Run: .venv/bin/python bench/verify.py [--rate 200] [--duration 20] [--bad-share 0.1] [--connections 32]
-                                      [--borrowers 200] [--codes 2000] [--database-url URL] [--json]
+                                      [--borrowers 200] [--codes 2000] [--database-url URL] [--workers 1] [--json]
 
-Setup: a fresh DueCourse home under a temporary folder (SQLite unless --database-url), a demo book of
-`--borrowers` borrowers imported, and `--codes` codes issued for them (messages, notices, calls, visits).
-The server is the real command, `duecourse web serve`, in its own process. The load is open-loop: request
-i is due at start + i / rate whatever happened before, so a slow server is not given time to recover
-(no coordinated omission); latency runs from the moment a request was due to the last byte of its
-answer, queueing on the client's connections included. Requests alternate between the HTML page
-(GET /verify?code=…, the QR path) and the JSON API (GET /api/verify/{code}); `--bad-share` of them carry a
-forged, altered or never-issued code. Each request comes from one of 5,000 simulated addresses
-(X-Forwarded-For, which uvicorn trusts from a proxy on 127.0.0.1), so the per-client throttle does
-not trip; the global failure ceiling (services/verification.py: LIMITS) applies as in production.
-A warm-up of 200 requests at 100/s runs first and is not counted. Every answer is checked: a genuine code
-must say genuine, a bad one not genuine. Reported: latency
-p50/p95/p99/max, achieved throughput, status counts, wrong answers, the server's CPU time per request
-(independent of what else the machine runs) and its peak RSS (VmHWM).
+Setup: a fresh DueCourse home under a temporary folder (SQLite, or the EMPTY database at --database-url,
+e.g. a PostgreSQL database made for the run and dropped after), a demo book of `--borrowers` borrowers
+imported, and `--codes` codes issued for them (messages, notices, calls, visits). The server is the real
+command, `duecourse web serve [--workers N]`, in its own process(es). The load is open-loop: request i is
+due at start + i / rate whatever happened before, so a slow server is not given time to recover (no
+coordinated omission); latency runs from the moment a request was due to the last byte of its answer,
+queueing on the client's connections included. Requests alternate between the HTML page
+(GET /verify?code=…, the QR path) and the JSON API (GET /api/verify/{code}); `--bad-share` of them carry
+a forged, altered or never-issued code. Each request comes from one of 5,000 simulated addresses
+(X-Forwarded-For, which uvicorn trusts from a proxy on 127.0.0.1), so the per-client throttle does not
+trip; the global failure ceiling (services/verification.py: LIMITS) applies as in production. A warm-up
+of 200 requests at 100/s runs first and is not counted. Every answer is checked: a genuine code must say
+genuine, a bad one not genuine. Reported: latency p50/p95/p99/max, achieved throughput, status counts,
+wrong answers, the server's CPU time per request (its processes' user + system time, independent of
+what else the machine runs) and peak RSS (VmHWM, summed over its processes).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import os
 import random
@@ -167,29 +169,46 @@ def _free_port() -> int:
 
 
 def _peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """The sum of the peak resident sizes of the server's processes (VmHWM)."""
+    kib = 0
+    for p in _tree(pid):
+        kib += next(
+            int(ln.split()[1]) for ln in Path(f"/proc/{p}/status").read_text().splitlines() if ln.startswith("VmHWM:")
+        )
+    return kib / 1024
+
+
+def _tree(pid: int) -> list[int]:
+    """The server and its worker processes."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(p for child in children for p in _tree(int(child)))]
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of the server process so far (/proc/<pid>/stat, fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of the server's processes so far (/proc/<pid>/stat, fields 14 and 15)."""
+    total = 0
+    for p in _tree(pid):
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_until_serving(port: int, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
+    """Until the app answers (with several workers the socket accepts before any worker is ready)."""
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise SystemExit(f"the server exited with {server.returncode}")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            conn.request("GET", "/verify")
+            if conn.getresponse().status == 200:
                 return
         except OSError:
-            time.sleep(0.1)
-    raise SystemExit("the server did not start within 60 s")
+            time.sleep(0.2)
+        finally:
+            conn.close()
+    raise SystemExit("the server did not answer within 120 s")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -206,6 +225,7 @@ def main() -> None:
     ap.add_argument("--borrowers", type=int, default=200)
     ap.add_argument("--codes", type=int, default=2000)
     ap.add_argument("--database-url", default=None, help="default: SQLite in a temporary folder")
+    ap.add_argument("--workers", type=int, default=1, help="server processes (more than one needs PostgreSQL)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -216,7 +236,7 @@ def main() -> None:
         plan = probes(issued, n, args.bad_share, args.seed)
         port = _free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "duecourse", "web", "serve", "--port", str(port)],
+            [sys.executable, "-m", "duecourse", "web", "serve", "--port", str(port), "--workers", str(args.workers)],
             cwd=ROOT,
             env={**os.environ, **env},
         )
@@ -245,6 +265,7 @@ def main() -> None:
         "requests": n,
         "bad_share": args.bad_share,
         "connections": args.connections,
+        "workers": args.workers,
         "database": "sqlite" if not args.database_url else args.database_url.split(":")[0],
         "throughput_per_s": round(len(latencies) / elapsed, 1),
         "latency_ms": {
@@ -267,7 +288,7 @@ def main() -> None:
         return
     lat = report["latency_ms"]
     print(f"/verify at {args.rate:g} req/s offered for {duration:g} s ({n:,} requests, {args.bad_share:.0%} bad codes, "
-          f"{args.connections} connections, {report['database']})")  # fmt: skip
+          f"{args.connections} connections, {report['database']}, {args.workers} worker(s))")  # fmt: skip
     print(f"  throughput {report['throughput_per_s']:,} req/s; latency p50 {lat['p50']} ms, p95 {lat['p95']} ms, "
           f"p99 {lat['p99']} ms, max {lat['max']} ms")  # fmt: skip
     print(f"  statuses {statuses}; wrong answers {report['wrong_answers']}")
