@@ -21,13 +21,13 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from duecourse.adapters.db import tables as t
 from duecourse.audit.chain import AuditRecord
 from duecourse.audit.log import append
-from duecourse.domain.conventions import ProductConventions
 from duecourse.domain.errors import NotFoundError, PlanError
 from duecourse.domain.money import from_minor, to_minor
 from duecourse.plans.affordability import Affordability, Finances, Sourced, assess
 from duecourse.plans.authority import check_authority
 from duecourse.plans.options import Outstanding, PlanInstalment, PlanOption, plan_options
 from duecourse.plans.policy import ROLES, PlanPolicy
+from duecourse.services.book_frames import load_conventions
 from duecourse.services.plan_ledger import balance_to_restructure, plan_effect
 
 FINANCES_FIELD: Final = "debtor_finances.finances_enc"
@@ -35,7 +35,6 @@ SOURCES: Final = ("stated", "evidenced", "estimated")
 FIGURES: Final = ("monthly_income", "essential_expenses", "other_debt_payments", "savings")
 # A plan the debtor may still accept; one waiting for a supervisor, or declined, may not be.
 ACCEPTABLE: Final = ("offered", "approved")
-LIVE: Final = ("accepted", "active")  # on the ledger and not yet completed or broken
 
 
 class Cipher(Protocol):
@@ -239,8 +238,8 @@ def price(engine: Engine, cipher: Cipher, policy: PlanPolicy, loan_id: str, as_o
         if loan is None:
             raise NotFoundError(f"no loan with id {loan_id!r}")
         finances_key, finances, _ = _latest_finances(conn, cipher, int(loan.borrower_key))
-        conventions = _conventions(conn, loan.product)
     debt = balance_to_restructure(engine, int(loan.loan_key), as_of)
+    conventions = load_conventions(engine)[loan.product]
     try:
         affordability = assess(finances, policy)
         options = plan_options(debt, affordability, policy, conventions, as_of)
@@ -498,7 +497,7 @@ def accept(
         _acceptable(row)  # nothing decided it meanwhile
         p = t.repayment_plan
         live = conn.execute(
-            select(p.c.plan_id).where(p.c.loan_key == row.loan_key, p.c.state.in_(LIVE), p.c.plan_key != row.plan_key)
+            select(p.c.plan_id).where(p.c.loan_key == row.loan_key, p.c.state == "active", p.c.plan_key != row.plan_key)
         ).scalar()
         if live is not None:
             raise PlanError(f"loan {row.loan_id} already has plan {live} in force")
@@ -704,11 +703,6 @@ def _borrower_key(conn: Connection, borrower_id: str) -> int:
     if key is None:
         raise NotFoundError(f"no borrower with id {borrower_id!r}")
     return int(key)
-
-
-def _conventions(conn: Connection, product: str) -> ProductConventions:
-    raw = conn.execute(select(t.product.c.conventions).where(t.product.c.code == product)).scalar_one()
-    return ProductConventions.from_dict(raw)
 
 
 def _money(minor: int, currency: str) -> str:
