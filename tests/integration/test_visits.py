@@ -7,6 +7,7 @@ each, and three certified collectors (one certification running out on 5 October
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Connection, Engine, func, insert, select
 
+from duecourse.adapters.channels.letters import LetterRenderer
 from duecourse.adapters.crypto import FieldCipher
 from duecourse.adapters.db import tables as t
 from duecourse.audit.log import verify
@@ -24,9 +26,9 @@ from duecourse.compliance.rulebook import load_rulebook
 from duecourse.domain.verification import CodeSigner
 from duecourse.domain.visits import VisitRefused
 from duecourse.services.contacts import ContactEvent, record_contacts
+from duecourse.services.letters import Letters
 from duecourse.services.messages import MessageCatalogue
 from duecourse.services.visits import (
-    NoticeFacts,
     NoticeWriter,
     OutcomeReport,
     VisitDeps,
@@ -49,12 +51,15 @@ from duecourse.services.visits import (
     visit_actions,
     visit_team_for_reference,
 )
+from duecourse.strategy import load_strategy
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = load_rulebook(ROOT / "rules")
 CTX = CheckContext(calendar=HolidayCalendar.load(ROOT / "rules" / "calendars"))
 MESSAGES = MessageCatalogue.load(ROOT / "templates" / "messages.yaml")
 POLICY = load_policy(default_policy_path(ROOT / "rules"))
+STRATEGY = load_strategy(ROOT / "strategies" / "default.yaml")
+RENDERER = LetterRenderer(ROOT / "templates" / "letters")
 AS_OF = date(2026, 9, 21)  # a Monday; the notice window then opens on 1 October (3 posting + 7 lead days)
 PLAN_AT = datetime(2026, 9, 21, 2, 0, tzinfo=UTC)  # 10:00 in Beijing
 STAFF_CSV = """staff_id,name,badge,region,active,certification,issued_on,expires_on
@@ -95,7 +100,7 @@ def add_debtor(
     cipher: FieldCipher,
     n: int,
     *,
-    overdue: int = 800_000,
+    overdue: int = 600_000,
     days_past_due: int = 75,
     bucket: str = "M3",
     failed_calls: int = 3,
@@ -103,6 +108,8 @@ def add_debtor(
     flags: str = "",
     latitude: float = 39.9390,
     longitude: float = 116.4335,
+    as_of: date = AS_OF,
+    now: datetime = PLAN_AT,
 ) -> Book:
     if conn.execute(t.product.select().where(t.product.c.code == "CASH12")).first() is None:
         conn.execute(insert(t.product).values(code="CASH12", currency="CNY", conventions={}))
@@ -149,17 +156,26 @@ def add_debtor(
             borrower_key=b,
             product="CASH12",
             currency="CNY",
-            principal=1_200_000,
+            principal=2_400_000,
             annual_rate=0,
             penalty_rate=0,
             term=12,
-            start_date=date(2025, 6, 1),
-            method="equal_instalment",
+            start_date=date(2026, 6, 8),
+            method="equal_principal",
         )
     ).inserted_primary_key[0]
+    # ¥2,000 a month from 8 July, nothing paid: on 21 September three instalments (¥6,000) are 75 days overdue.
+    conn.execute(
+        insert(t.instalment),
+        [
+            {"loan_key": loan, "seq": k, "due_date": date(2026 + (5 + k) // 12, (5 + k) % 12 + 1, 8),
+             "principal": 200_000, "interest": 0, "fee": 0}
+            for k in range(1, 13)
+        ],
+    )  # fmt: skip
     conn.execute(
         insert(t.delinquency_snapshot).values(
-            as_of=AS_OF,
+            as_of=as_of,
             loan_key=loan,
             days_past_due=days_past_due,
             bucket=bucket,
@@ -170,8 +186,8 @@ def add_debtor(
     )
     action = conn.execute(
         insert(t.proposed_action).values(
-            idempotency_key=f"{AS_OF}:L{n:04d}:door_visit_candidate",
-            as_of=AS_OF,
+            idempotency_key=f"{as_of}:L{n:04d}:door_visit_candidate",
+            as_of=as_of,
             loan_key=loan,
             segment="standard",
             ladder="standard",
@@ -191,10 +207,10 @@ def add_debtor(
     record_contacts(
         conn,
         [
-            ContactEvent(f"call:{n}:{i}", b, PLAN_AT - timedelta(days=6 - i), "call", "no_answer", loan_key=loan)
+            ContactEvent(f"call:{n}:{i}", b, now - timedelta(days=6 - i), "call", "no_answer", loan_key=loan)
             for i in range(failed_calls)
         ],
-        PLAN_AT,
+        now,
     )
     return Book(int(b), int(loan), int(action), int(address))
 
@@ -216,12 +232,17 @@ VISIT_DAY = datetime(2026, 10, 8, 10, 0, tzinfo=BJ)  # a Thursday after National
 
 
 def _writer(tmp: Path) -> NoticeWriter:
-    def write(conn: Connection, facts: NoticeFacts, code: str, now: datetime) -> Path:
-        path = tmp / f"{facts.visit_id}.txt"
-        path.write_text(f"{facts.visit_id} {code} {facts.visitors}", encoding="utf-8")
-        return path
-
-    return write
+    """The real notice writer (services/letters.py), as the CLI and the API use it."""
+    return Letters(
+        FieldCipher.from_key_file(tmp / "data.key"),
+        CodeSigner(b"k" * 32),
+        MESSAGES,
+        STRATEGY,
+        "http://127.0.0.1:8000",
+        tmp / "data" / "letters",
+        RENDERER,
+        (POLICY.day_start, POLICY.day_end),
+    ).write_pre_visit_notice
 
 
 def _planned(engine: Engine, d: VisitDeps, tmp: Path) -> str:
@@ -331,7 +352,7 @@ def test_eligibility_explains_each_candidate_and_plans_only_the_eligible(engine:
     assert "beyond 60 km" in reasons["far"]
     assert "on hold (dispute)" in reasons["held"]
     worth = by_action[books["worth"].action_key]
-    assert worth["office_id"] == "BJ-01" and worth["expected_recovery"] == 160_000
+    assert worth["office_id"] == "BJ-01" and worth["expected_recovery"] == 120_000  # 20% of ¥6,000 (M3)
     assert worth["cost"] == 36_000 + (2 * 150 * worth["distance_m"] + 500) // 1000
     assert len(planned.planned) == 2
     with engine.begin() as conn:  # planning again is idempotent
@@ -416,6 +437,11 @@ def test_steps_out_of_order_are_refused(engine: Engine, tmp_path: Path) -> None:
 
 def test_a_visit_from_the_cycle_action_to_its_outcome(engine: Engine, tmp_path: Path) -> None:
     d, visit_id = _delivered(engine, tmp_path)
+    (pdf,) = (tmp_path / "data" / "letters").rglob("*.pdf")
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, check=True, text=True).stdout
+    flat = "".join(text.split())
+    assert all(part in flat for part in ("李建国", "BJ-FV-0001", "王秀英", "BJ-FV-0002", "赵志强", "BJ-FV-0003"))
+    assert "2026年10月1日" in flat and "2026年10月14日" in flat  # the announced window
     with engine.connect() as conn:
         assert [n for n, _ in visit_team_for_reference(conn, d.cipher, f"visit:{visit_id}")] == [
             "李建国",

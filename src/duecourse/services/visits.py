@@ -954,8 +954,10 @@ def issue_notice(
         conn,
         deps.signer,
         CodeRequest(
-            "notice",
-            "letter",
+            # Purpose "visit": the one code the notice prints and the team shows at the door, so /verify names
+            # the team (services/verification.py shows a visit code's team).
+            "visit",
+            "visit",
             visit.borrower_key,
             deps.messages.lender.name["zh"],
             loan_key=visit.loan_key,
