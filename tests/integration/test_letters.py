@@ -187,6 +187,8 @@ def test_written_notices_print_the_ledger_amounts_to_the_debtor_address_with_a_s
                 select(t.verification_code).where(t.verification_code.c.code_digest == digest(code))
             ).one()
         assert (stored.purpose, stored.channel, stored.action_key) == ("message", "letter", keys[loan])
+        issued, expires = (x if x.tzinfo else x.replace(tzinfo=UTC) for x in (stored.issued_at, stored.expires_at))
+        assert (issued, expires - issued) == (NOW, timedelta(days=60))
         assert stored.lender == MESSAGES.lender.name[language]
 
     # Hand-checked: L1 owes 2,000.00 + 50.00 + 5.00 + penalty 45 x 0.50 + 17 x 0.50 = 31.00 on 1 April.

@@ -44,7 +44,7 @@ from duecourse.domain.conventions import ProductConventions
 from duecourse.domain.verification import CodeSigner
 from duecourse.ledger.engine import ledger_state
 from duecourse.services.messages import MessageCatalogue
-from duecourse.services.verification import CodeRequest, issue_many
+from duecourse.services.verification import VALID_FOR, CodeRequest, issue_many
 from duecourse.settings import Settings
 from duecourse.strategy.model import Ladder, StepKind, Strategy
 from duecourse.strategy.predicates import DaysPastDueAtLeast, DaysPastDueAtMost, OverdueAmountAtLeast
@@ -188,6 +188,7 @@ class Letters:
                     self._lender_name(who.language),
                     loan_key=who.loan_key,
                     action_key=action["action_key"],
+                    valid_for=VALID_FOR["notice"],  # paper travels slowly and is kept: as long as a notice's code
                 )
                 for action, who, *_ in drafts
             ],
