@@ -73,3 +73,13 @@ def alerts(as_json: Annotated[bool, typer.Option("--json", help="One JSON array 
             r["named_hash"][:12],
         )
     console.print(table)
+
+
+@web_app.command("index-identities")
+def index_identities() -> None:
+    """Rebuild the keyed index of borrowers' own phone and ID numbers, so scam alerts name the borrower."""
+    from duecourse.services.verification import reindex_identities
+
+    c = bootstrap.build()
+    borrowers, rows = reindex_identities(c.engine, c.cipher, c.signer, c.clock())
+    console.print(f"Indexed {rows:,} numbers for {borrowers:,} borrowers.")

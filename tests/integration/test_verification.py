@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import event, func, insert, select, update
 
 from duecourse.adapters.db import tables as t
 from duecourse.audit.log import entries, verify
@@ -527,3 +527,25 @@ def test_fingerprints_depend_on_key_and_purpose() -> None:
     assert one.fingerprint("identity", "13800138001") != two.fingerprint("identity", "13800138001")
     assert one.fingerprint("identity", "13800138001") != one.fingerprint("client", "13800138001")
     assert "13800138001" not in one.fingerprint("identity", "13800138001")
+
+
+def test_index_identities_command_rebuilds_the_index_and_audits(home: Home) -> None:
+    with home.container.engine.begin() as conn:
+        before = conn.execute(select(t.identity_index)).all()
+        conn.execute(t.identity_index.delete())
+    done = subprocess.run(
+        [sys.executable, "-m", "duecourse", "web", "index-identities"], cwd=ROOT, env=_env(home), capture_output=True
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    with home.container.engine.connect() as conn:
+        after = conn.execute(select(t.identity_index)).all()
+        borrowers = conn.execute(select(func.count()).select_from(t.borrower)).scalar_one()
+    assert len(after) > borrowers, "every borrower's national ID and at least their own phones"
+    assert {tuple(r) for r in before} <= {tuple(r) for r in after}
+    number = identity_number(home.phone)
+    assert number is not None
+    assert (home.borrower_key, "phone", home.container.signer.fingerprint("identity", number[1])) in {
+        tuple(r) for r in after
+    }
+    [audited] = _audit(home, "verification.identities_indexed")
+    assert json.loads(audited["payload"]) == {"borrowers": borrowers, "rows": len(after)}

@@ -357,12 +357,20 @@ def _watch_for_campaign(conn: Connection, named_hash: str, shown: str, now: date
 def index_identities(conn: Connection, cipher: Decrypting, signer: CodeSigner, borrower_keys: Sequence[int]) -> int:
     """(Re)build the identity index of these borrowers: keyed hashes of their national ID and own phone numbers.
 
-    Called by the importer for the borrowers it wrote, in its transaction; returns the rows written.
+    For the importer, on the borrowers it wrote, in its transaction; returns the rows written. Works in
+    chunks so a whole book's keys never become one enormous IN list.
     """
-    if not borrower_keys:
-        return 0
-    b, cp, ix = t.borrower, t.contact_point, t.identity_index
     keys = list(borrower_keys)
+    return sum(
+        _index_chunk(conn, cipher, signer, keys[i : i + _INDEX_CHUNK]) for i in range(0, len(keys), _INDEX_CHUNK)
+    )
+
+
+_INDEX_CHUNK: Final = 10_000
+
+
+def _index_chunk(conn: Connection, cipher: Decrypting, signer: CodeSigner, keys: list[int]) -> int:
+    b, cp, ix = t.borrower, t.contact_point, t.identity_index
     ids = conn.execute(select(b.c.borrower_key, b.c.national_id_enc).where(b.c.borrower_key.in_(keys))).all()
     phones = conn.execute(
         select(cp.c.borrower_key, cp.c.value_enc).where(
@@ -380,6 +388,21 @@ def index_identities(conn: Connection, cipher: Decrypting, signer: CodeSigner, b
     if rows:
         conn.execute(insert(ix), rows)
     return len(rows)
+
+
+def reindex_identities(engine: Engine, cipher: Decrypting, signer: CodeSigner, now: datetime) -> tuple[int, int]:
+    """Rebuild the whole identity index (after a key change, or for a book imported before it existed), audited.
+    Returns (borrowers, rows)."""
+    with engine.begin() as conn:
+        keys = list(conn.execute(select(t.borrower.c.borrower_key)).scalars())
+        rows = index_identities(conn, cipher, signer, keys)
+        payload = {"borrowers": len(keys), "rows": rows}
+        reason = f"{rows} keyed numbers for {len(keys)} borrowers"
+        record = AuditRecord(
+            "system:web", "cli", "verification.identities_indexed", "identity_index", "*", reason, payload
+        )
+        append(conn, [record], now)
+    return len(keys), rows
 
 
 @dataclass(frozen=True)
