@@ -84,3 +84,15 @@ def test_a_fake_code_says_do_not_pay_in_chinese_and_english(page: Page, base_url
         "e => { const r = document.createRange(); r.selectNodeContents(e); return r.getBoundingClientRect().width; }"
     )
     assert width > 200
+
+
+def test_the_borrower_proves_who_they_are_to_see_what_is_owed(page: Page, base_url: str, live_home: Home) -> None:
+    code = live_home.issue("notice", "letter")
+    page.goto(f"{base_url}/verify?code={display(code)}&lang=en")
+    assert "Genuine" in _verdict(page)[0] and "due now" not in page.content()
+    page.get_by_label("Birth date").fill(live_home.birth_date.isoformat())
+    page.get_by_label("Last 4 characters of your ID number").fill(live_home.national_id[-4:])
+    page.get_by_role("button", name="Show what I owe").click()
+    owed = page.locator(".owed").inner_text()
+    assert "due now" in owed and "当前应还" in owed and "¥" in owed
+    assert "6222 0000 1111 2222" in page.locator(".pay").first.inner_text()
