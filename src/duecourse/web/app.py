@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from duecourse import bootstrap
 from duecourse.bootstrap import Container
 from duecourse.services.verification import LIMITS, Limits
-from duecourse.web import calls, verify, visits, webhooks
+from duecourse.web import calls, plans, verify, visits, webhooks
 
 STATIC: Final = Path(__file__).parent / "static"
 
@@ -67,7 +67,7 @@ def create_app(container: Container, limits: Limits = LIMITS) -> FastAPI:
     app = FastAPI(title="DueCourse", version="0.1.0", docs_url=None, redoc_url=None)
     app.state.container = container
     app.state.verify_limits = limits
-    for module in (verify, calls, visits, webhooks):
+    for module in (verify, calls, visits, plans, webhooks):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(SecurityHeaders)
