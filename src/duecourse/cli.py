@@ -17,6 +17,7 @@ from duecourse import bootstrap
 from duecourse.cli_calls import calls_app
 from duecourse.cli_compliance import compliance_app, rules_app
 from duecourse.cli_dispatch import dispatch_app
+from duecourse.cli_plans import plans_app
 from duecourse.cli_visits import visits_app
 from duecourse.cli_web import web_app
 from duecourse.domain.errors import BookFormatError, DueCourseError
@@ -38,6 +39,7 @@ app.add_typer(compliance_app, name="compliance")
 app.add_typer(dispatch_app, name="dispatch")
 app.add_typer(calls_app, name="calls")
 app.add_typer(visits_app, name="visits")
+app.add_typer(plans_app, name="plans")
 app.add_typer(web_app, name="web")
 
 console = Console()

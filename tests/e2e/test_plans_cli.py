@@ -1,24 +1,18 @@
 """`duecourse plans …` in a subprocess against a fresh data directory: finances, options, an offer beyond an
 agent's limits refused until a supervisor approves it, acceptance, a promise and the report, the audit intact.
-
-Until `plans_app` is registered in cli.py the group is run directly (`python -c …`); the book is imported with
-the real `duecourse import`.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.e2e.conftest import ROOT, Cli
+from tests.e2e.conftest import Cli
 from tests.integration.test_plans import BOOK
-
-PLANS = "from duecourse.cli_plans import plans_app; plans_app(prog_name='duecourse plans')"
 
 
 def test_a_plan_beyond_an_agents_limits_waits_for_a_supervisor_then_takes_effect(tmp_path: Path) -> None:
@@ -30,11 +24,7 @@ def test_a_plan_beyond_an_agents_limits_waits_for_a_supervisor_then_takes_effect
     cli("import", str(book))
 
     def plans(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [sys.executable, "-c", PLANS, *args], cwd=ROOT, env=cli.env, capture_output=True, text=True, timeout=600
-        )
-        assert proc.returncode == expect, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-        return proc
+        return cli("plans", *args, expect=expect)
 
     def js(*args: str) -> Any:
         return json.loads(plans(*args, "--json").stdout)

@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import Literal
 
 from duecourse.domain.conventions import ProductConventions
-from duecourse.domain.money import round_div
+from duecourse.domain.money import format_money, round_div
 from duecourse.ledger.schedule import add_months, generate_schedule
 from duecourse.plans.affordability import Affordability
 from duecourse.plans.policy import COMPONENTS, PlanPolicy
@@ -140,13 +140,14 @@ def rank(options: list[PlanOption], affordability: Affordability) -> list[PlanOp
         key=lambda o: (o.share is None, o.share or Decimal(0), -o.expected_recovery),
     )
     limit = f"{affordability.max_share:.0%}"
+    currency = affordability.currency
     out: list[PlanOption] = []
     for i, o in enumerate(affordable):
         why = (
             f"best: affordable ({_pct(o.share)} of disposable income, limit {limit}) with the highest expected "
-            f"recovery ({o.expected_recovery}) of {len(affordable)} affordable options"
+            f"recovery ({format_money(o.expected_recovery, currency)}) of {len(affordable)} affordable options"
             if i == 0
-            else f"affordable ({_pct(o.share)}); expected recovery {o.expected_recovery}"
+            else f"affordable ({_pct(o.share)}); expected recovery {format_money(o.expected_recovery, currency)}"
         )
         out.append(_with_reason(o, why))
     for o in unaffordable:
