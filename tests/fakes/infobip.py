@@ -94,7 +94,7 @@ class FakeInfobip:
     api_key: str = "test-key"
     undeliverable: set[str] = field(default_factory=set)  # numbers whose messages are reported UNDELIVERABLE
     push_reports: bool = True  # POST reports to notifyUrl (else they wait for a pull)
-    delay: float = 0.0  # seconds each send request takes (to stop a dispatcher in the middle of a run)
+    delay: float = 0.0  # seconds between taking a send request's messages and answering (a window to stop a sender)
 
     def __post_init__(self) -> None:
         self.messages: dict[str, Sms] = {}
@@ -126,7 +126,7 @@ class FakeInfobip:
         class Handler(_Handler):
             server_fake = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         self._pusher = threading.Thread(target=self._push_loop, daemon=True)
@@ -234,6 +234,11 @@ class FakeInfobip:
                     self.pushed.append({"status": status, "count": len(results)})
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-answer (a killed dispatcher) is expected here, not an error to print."""
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the real API
     server_fake: FakeInfobip
@@ -272,8 +277,6 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with fake.lock:
             failure = fake.failures.popleft() if fake.failures else None
-        if fake.delay:
-            time.sleep(fake.delay)
         if failure in ("500", "429"):
             self._reply(int(failure), _error("GENERAL_ERROR" if failure == "500" else "TOO_MANY_REQUESTS", failure))
             return
@@ -287,6 +290,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(400, _error("BAD_REQUEST", "malformed JSON"))
             return
         status, answer = fake.accept(body)
+        if fake.delay:
+            time.sleep(fake.delay)
         if failure == "drop_after":  # taken, but the answer never arrives
             self.close_connection = True
             self.connection.close()
