@@ -20,13 +20,14 @@ from duecourse.adapters.db import tables as t
 from duecourse.audit.chain import AuditRecord, as_utc
 from duecourse.audit.log import append
 from duecourse.compliance.port import CompliancePort
-from duecourse.domain.errors import DueCourseError, NotFoundError
-from duecourse.domain.money import format_money, to_minor
+from duecourse.domain.errors import DueCourseError, NotFoundError, PlanError
+from duecourse.domain.money import format_money
 from duecourse.domain.verification import CodeSigner, display
 from duecourse.ledger.engine import ledger_state
 from duecourse.services.book_frames import load_book
 from duecourse.services.contacts import ContactEvent, record_contacts
 from duecourse.services.messages import MessageCatalogue
+from duecourse.services.promises import promised_amount, store_promise
 from duecourse.services.verification import CodeRequest, issue
 
 # What an agent can record, and the compliance outcome and counterpart each is counted as in the contact
@@ -683,33 +684,14 @@ def _take_promise(
         raise CallError("a promise to pay needs an amount and a date")
     currency = conn.execute(select(t.loan.c.currency).where(t.loan.c.loan_key == task.loan_key)).scalar_one()
     try:
-        amount = to_minor(outcome.amount, currency)
-    except ValueError as exc:
-        raise CallError(str(exc)) from None
-    if amount <= 0:
-        raise CallError(f"a promised amount must be positive, not {outcome.amount}")
-    last = local_day + timedelta(days=policy.promise_horizon_days)
-    if not local_day <= outcome.promise_date <= last:
-        raise CallError(
-            f"a promise date must be between {local_day} and {last} (the {policy.promise_horizon_days}-day horizon),"
-            f" not {outcome.promise_date}"
-        )
+        amount = promised_amount(outcome.amount, currency, outcome.promise_date, local_day, policy.promise_horizon_days)
+    except PlanError as exc:
+        raise CallError(exc.args[0]) from None
     promise_id = f"PTP-{event_id.replace(':', '-')}"
-    conn.execute(
-        insert(t.promise_to_pay).values(
-            promise_id=promise_id,
-            borrower_key=task.borrower_key,
-            loan_key=task.loan_key,
-            amount=amount,
-            currency=currency,
-            due_date=outcome.promise_date,
-            channel="call",
-            taken_by=agent,
-            taken_at=_utc(now),
-            state="open",
-            event_id=event_id,
-        )
-    )
+    store_promise(
+        conn, promise_id, task.borrower_key, task.loan_key, amount, currency, outcome.promise_date, "call", agent,
+        event_id, now,
+    )  # fmt: skip
     return {
         "promise_id": promise_id,
         "amount": amount,

@@ -15,7 +15,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select
 
 from duecourse.adapters.db import tables as t
 from duecourse.adapters.db.bulk import read_frame
@@ -60,12 +60,6 @@ def take_promise(
         ).first()
         if loan is None:
             raise NotFoundError(f"no loan with id {promise.loan_id!r}")
-        try:
-            amount = to_minor(promise.amount, loan.currency)
-        except ValueError as exc:
-            raise PlanError(str(exc)) from None
-        if amount <= 0:
-            raise PlanError(f"a promised amount must be positive, not {promise.amount}")
         # The debtor's day: the time zone of their own first contact point (UTC when none is on file).
         zone = conn.execute(
             select(t.contact_point.c.time_zone)
@@ -74,12 +68,7 @@ def take_promise(
             .limit(1)
         ).scalar()
         today = now.astimezone(ZoneInfo(zone or "UTC")).date()
-        last = today + timedelta(days=horizon_days)
-        if not today <= promise.due_date <= last:
-            raise PlanError(
-                f"a promise date must be between {today} and {last} (the {horizon_days}-day horizon),"
-                f" not {promise.due_date}"
-            )
+        amount = promised_amount(promise.amount, loan.currency, promise.due_date, today, horizon_days)
         promise_id = f"PTP-{now.astimezone(UTC):%Y%m%d}-{uuid.uuid4().hex[:10].upper()}"
         details = {
             "result": "promise_to_pay",
@@ -116,20 +105,18 @@ def take_promise(
             ).scalar()
             if found != loan.borrower_key:
                 raise PlanError(f"no contact event {event_id!r} with this debtor is recorded")
-        conn.execute(
-            insert(t.promise_to_pay).values(
-                promise_id=promise_id,
-                borrower_key=loan.borrower_key,
-                loan_key=loan.loan_key,
-                amount=amount,
-                currency=loan.currency,
-                due_date=promise.due_date,
-                channel=promise.channel,
-                taken_by=promise.taken_by,
-                taken_at=now.astimezone(UTC),
-                state="open",
-                event_id=event_id,
-            )
+        store_promise(
+            conn,
+            promise_id,
+            int(loan.borrower_key),
+            int(loan.loan_key),
+            amount,
+            loan.currency,
+            promise.due_date,
+            promise.channel,
+            promise.taken_by,
+            event_id,
+            now,
         )
         summary = {**details, "loan_id": promise.loan_id, "channel": promise.channel, "event_id": event_id}
         why = (
@@ -143,6 +130,54 @@ def take_promise(
             now,
         )
     return {**summary, "amount": str(from_minor(amount, loan.currency)), "taken_by": promise.taken_by, "state": "open"}
+
+
+def promised_amount(amount: Decimal, currency: str, due_date: date, today: date, horizon_days: int) -> int:
+    """The promised amount in minor units, refused unless positive and exact, for a date within the horizon
+    from the debtor's `today` (a promise further out is a plan, not a promise)."""
+    try:
+        minor = to_minor(amount, currency)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
+    if minor <= 0:
+        raise PlanError(f"a promised amount must be positive, not {amount}")
+    last = today + timedelta(days=horizon_days)
+    if not today <= due_date <= last:
+        raise PlanError(
+            f"a promise date must be between {today} and {last} (the {horizon_days}-day horizon), not {due_date}"
+        )
+    return minor
+
+
+def store_promise(
+    conn: Connection,
+    promise_id: str,
+    borrower_key: int,
+    loan_key: int,
+    amount: int,
+    currency: str,
+    due_date: date,
+    channel: str,
+    taken_by: str,
+    event_id: str,
+    now: datetime,
+) -> None:
+    """The promise row, open, in the caller's transaction (with its contact event and audit entry there too)."""
+    conn.execute(
+        insert(t.promise_to_pay).values(
+            promise_id=promise_id,
+            borrower_key=borrower_key,
+            loan_key=loan_key,
+            amount=amount,
+            currency=currency,
+            due_date=due_date,
+            channel=channel,
+            taken_by=taken_by,
+            taken_at=now.astimezone(UTC),
+            state="open",
+            event_id=event_id,
+        )
+    )
 
 
 def list_promises(
