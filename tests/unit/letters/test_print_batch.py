@@ -111,7 +111,14 @@ def test_letter_ids_are_unique_in_a_batch(renderer, tmp_path):
 def test_worker_processes_print_the_same_letters_as_one_process(tmp_path):
     letters = [written(lang, f"WN-{i}") for i, lang in enumerate(["zh", "en"] * 8)]
     alone = PrintBatch(tmp_path, LetterRenderer(TEMPLATES, font_cache=FONT_CACHE)).write("B-alone", letters)
-    shared = PrintBatch(tmp_path, LetterRenderer(TEMPLATES, 2, FONT_CACHE)).write("B-workers", letters)
-    assert [(r.letter_id, r.sha256, r.pages) for r in alone.rows] == [
-        (r.letter_id, r.sha256, r.pages) for r in shared.rows
-    ]
+    renderer = LetterRenderer(TEMPLATES, 2, FONT_CACHE)
+    try:
+        shared = PrintBatch(tmp_path, renderer).write("B-workers", letters)
+        pool = renderer.pool()
+        again = PrintBatch(tmp_path, renderer).write("B-again", letters)
+        assert renderer.pool() is pool  # the workers are started once and kept for later batches
+    finally:
+        renderer.close()
+    expected = [(r.letter_id, r.sha256, r.pages) for r in alone.rows]
+    assert [(r.letter_id, r.sha256, r.pages) for r in shared.rows] == expected
+    assert [(r.letter_id, r.sha256, r.pages) for r in again.rows] == expected

@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from datetime import date, time
 from pathlib import Path
@@ -316,6 +317,7 @@ class LetterRenderer:
         self.directory = directory
         self.workers = workers
         self.font_cache = font_cache
+        self._pool: ProcessPoolExecutor | None = None
         self._env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(directory),
             autoescape=True,
@@ -364,23 +366,36 @@ class LetterRenderer:
         return self.render(letter).pdf
 
     def render_many(self, letters: Sequence[Letter]) -> Iterator[RenderedLetter]:
-        """Every letter, in order, as each is done; in worker processes when there are enough letters to repay
-        starting them."""
+        """Every letter, in order, as each is done; in the worker processes when there are enough letters."""
         if self.workers <= 1 or len(letters) < _PER_WORKER_AT_LEAST * self.workers:
             yield from (self.render(letter) for letter in letters)
             return
-        # forkserver, not fork: the caller may hold database connections and threads that a fork would copy.
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-        with ProcessPoolExecutor(
-            self.workers, context, initializer=_start_worker, initargs=(self.directory, self.font_cache)
-        ) as pool:
-            done = pool.map(_render_in_worker, letters, chunksize=max(1, len(letters) // (4 * self.workers)))
+        try:
+            done = self.pool().map(_render_in_worker, letters, chunksize=max(1, len(letters) // (4 * self.workers)))
             for letter, (pdf, pages) in zip(letters, done, strict=True):
                 yield RenderedLetter(letter, pdf, pages)
+        except BrokenProcessPool:
+            self.close()  # a worker died: the next batch starts a fresh pool
+            raise
+
+    def pool(self) -> ProcessPoolExecutor:
+        """The worker processes, started on first use and kept for later batches (starting them imports WeasyPrint
+        and loads the fonts in each: seconds on a busy machine). forkserver, not fork: the caller may hold database
+        connections, locks and threads that a fork would copy."""
+        if self._pool is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([__name__])
+            setup = (self.directory, self.font_cache)
+            self._pool = ProcessPoolExecutor(self.workers, context, initializer=_start_worker, initargs=setup)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
 
-# Below this many letters per worker, starting the processes costs more than it saves.
+# Below this many letters per worker, handing them out costs more than it saves.
 _PER_WORKER_AT_LEAST: Final = 8
 _worker: LetterRenderer | None = None
 
