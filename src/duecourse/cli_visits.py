@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 
 from duecourse import bootstrap
 from duecourse.domain.errors import DueCourseError
-from duecourse.domain.money import format_money, to_minor
+from duecourse.domain.money import from_minor, to_minor
 from duecourse.domain.verification import display
 from duecourse.domain.visits import VisitRefused
 from duecourse.services import visits as sv
@@ -79,20 +79,22 @@ def _run(step: Callable[[Connection, sv.VisitDeps, sv.NoticeWriter, datetime], T
 
 
 def _verdict_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table("action", "eligible", "dpd", "bucket", "balance", "office", "km", "cost", "expected", "reasons")
+    """One line per candidate; amounts in major units of the loan's currency."""
+    table = Table("action", "ok", "dpd", "overdue", "km", "cost", "expected", "why not")
+
+    def money(minor: int | None, currency: str | None) -> str:
+        return "" if minor is None else str(from_minor(minor, currency or "CNY"))
+
     for r in rows:
-        cur = r["currency"] or "CNY"
         table.add_row(
             str(r["action_key"]),
             "yes" if r["eligible"] else "no",
-            str(r["days_past_due"]),
-            str(r["bucket"]),
-            "" if r["balance"] is None else format_money(r["balance"], cur),
-            r["office_id"] or "",
+            f"{r['days_past_due']} {r['bucket']}",
+            money(r["balance"], r["currency"]),
             "" if r["distance_m"] is None else f"{r['distance_m'] / 1000:.1f}",
-            format_money(r["cost"], cur),
-            "" if r["expected_recovery"] is None else format_money(r["expected_recovery"], cur),
-            "\n".join(r["reasons"]) or "all conditions met",
+            money(r["cost"], r["currency"]),
+            money(r["expected_recovery"], r["currency"]),
+            "\n".join(r["reasons"]),
         )
     return table
 

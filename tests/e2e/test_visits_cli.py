@@ -33,7 +33,7 @@ def test_a_visit_is_planned_noticed_and_refused_from_the_command_line(cli: Cli) 
     listed = cli("visits", "staff", "list", "--on", today.isoformat()).stdout
     assert "李建国" in listed and "BJ-FV-0001" in listed
     judged = cli("visits", "candidates", "--as-of", today.isoformat()).stdout
-    assert "all conditions met" in judged and "BJ-01" in judged
+    assert "yes" in judged and "75 M3" in judged and "6000.00" in judged
     planned = cli("visits", "plan", "--as-of", today.isoformat()).stdout
     visit_id = f"V-{now.year}-000001"
     assert f"planned 1: {visit_id}" in planned

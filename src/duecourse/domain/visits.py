@@ -21,7 +21,7 @@ import polars as pl
 from duecourse.domain.errors import DueCourseError
 
 EARTH_RADIUS_M: Final = 6_371_000
-POLICY_SOURCE: Final = "policy/visits.yaml (internal:collections-policy-2026#visits)"
+POLICY_SOURCE: Final = "policy/visits.yaml"  # the house policy it holds: internal:collections-policy-2026#visits
 # The visit's steps in order; an action is allowed only from the statuses listed for it.
 STATUSES: Final = (
     "planned",

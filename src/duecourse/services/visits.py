@@ -46,6 +46,7 @@ from duecourse.domain.verification import CodeSigner
 from duecourse.domain.visits import (
     CANDIDATES,
     CERTIFICATION,
+    POLICY_SOURCE,
     Member,
     Office,
     Route,
@@ -1206,7 +1207,7 @@ def schedule(
     strangers = sorted(set(staff_ids) - set(visit.team))
     if strangers:
         problems.append(
-            f"{POLICY}: {', '.join(strangers)} not named on the notice; the debtor was told who would come "
+            f"{POLICY_SOURCE}: {', '.join(strangers)} not named on the notice; the debtor was told who would come "
             f"({', '.join(visit.team)})"
         )
     off = deps.ctx.calendar.is_off_day(_country(visit.region), day)
@@ -1238,9 +1239,6 @@ def schedule(
     return end
 
 
-POLICY: Final = "policy/visits.yaml"
-
-
 def _capacity(
     conn: Connection, deps: VisitDeps, visit: VisitFacts, staff_ids: Sequence[str], start: datetime, end: datetime
 ) -> list[str]:
@@ -1263,9 +1261,9 @@ def _capacity(
     for r in rows:
         per_staff[r.staff_id] = per_staff.get(r.staff_id, 0) + 1
         if as_utc(r.scheduled_start) < end and start < as_utc(r.scheduled_end):
-            problems.append(f"{POLICY}: {r.staff_id} is on visit {r.visit_id} at that time")
+            problems.append(f"{POLICY_SOURCE}: {r.staff_id} is on visit {r.visit_id} at that time")
     problems += [
-        f"{POLICY}: {sid} already has {n} visit(s) that day, the most a day is {deps.policy.max_visits_per_day}"
+        f"{POLICY_SOURCE}: {sid} already has {n} visit(s) that day, the most a day is {deps.policy.max_visits_per_day}"
         for sid, n in sorted(per_staff.items())
         if n >= deps.policy.max_visits_per_day
     ]
@@ -1295,7 +1293,7 @@ def check_in(
     problems = []
     if local.date() != visit.scheduled_start.astimezone(visit.zone).date():
         problems.append(
-            f"{POLICY}: the visit is scheduled for {visit.scheduled_start.astimezone(visit.zone).date()}, "
+            f"{POLICY_SOURCE}: the visit is scheduled for {visit.scheduled_start.astimezone(visit.zone).date()}, "
             f"not {local.date()}"
         )
     if as_utc(local) > now:
