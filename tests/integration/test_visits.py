@@ -556,3 +556,42 @@ def test_a_team_day_is_one_round_trip_through_every_scheduled_visit(engine: Engi
     route = day[0].route
     assert sorted(s.key for s in route.stops) == sorted(planned)
     assert len(route.legs_m) == 5 and route.total_m == sum(route.legs_m) > 0
+
+
+def test_a_broken_promise_counts_as_remote_contact_failing_and_a_kept_one_does_not(
+    engine: Engine, tmp_path: Path
+) -> None:
+    d = deps(tmp_path)
+    with engine.begin() as conn:
+        broken, kept = (add_debtor(conn, d.cipher, n, failed_calls=0) for n in (1, 2))
+        for n, book in enumerate((broken, kept), start=1):
+            conn.execute(
+                insert(t.promise_to_pay).values(
+                    promise_id=f"P{n}",
+                    borrower_key=book.borrower_key,
+                    loan_key=book.loan_key,
+                    amount=200_000,
+                    currency="CNY",
+                    due_date=AS_OF - timedelta(days=5),
+                    channel="call",
+                    taken_by="agent:7",
+                    taken_at=PLAN_AT - timedelta(days=12),
+                    state="open",
+                    event_id=f"call:{n}:promise",
+                )
+            )
+        conn.execute(
+            insert(t.payment).values(
+                payment_id="PAY1",
+                loan_key=kept.loan_key,
+                value_date=AS_OF - timedelta(days=6),
+                amount=200_000,
+                booked_at=PLAN_AT - timedelta(days=6),
+            )
+        )
+        verdicts = {
+            r["action_key"]: r
+            for r in plan_visits_from_actions(conn, d, visit_actions(conn, RULES, AS_OF), PLAN_AT).verdicts.to_dicts()
+        }
+    assert verdicts[broken.action_key]["broken_promises"] == 1 and verdicts[broken.action_key]["eligible"]
+    assert verdicts[kept.action_key]["broken_promises"] == 0 and not verdicts[kept.action_key]["eligible"]
