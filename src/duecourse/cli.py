@@ -72,7 +72,13 @@ def import_cmd(
     c = bootstrap.build()
     try:
         report = import_book(
-            c.engine, book_dir, rejects or c.settings.data_dir / "rejects", c.cipher, actor="cli", now=c.clock()
+            c.engine,
+            book_dir,
+            rejects or c.settings.data_dir / "rejects",
+            c.cipher,
+            actor="cli",
+            now=c.clock(),
+            signer=c.signer,
         )
     except BookFormatError as exc:
         err.print(f"[red]unusable input, nothing was imported:[/red] {exc}")

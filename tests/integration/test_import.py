@@ -356,3 +356,25 @@ def test_personal_data_of_a_rejected_row_is_stored_encrypted_and_readable_with_t
     clear = {c: cipher.decrypt(base64.b64decode(raw[c].removeprefix("enc:")), f"rejected_row.raw.{c}")
              for c in ("name", "national_id")}
     assert clear == {"name": "李娜", "national_id": "440305197811020681"}
+
+
+def test_with_the_verification_signer_the_identity_index_follows_the_import(
+    engine: Engine, tmp_path: Path, cipher: FieldCipher
+) -> None:
+    from duecourse.domain.verification import CodeSigner
+
+    signer = CodeSigner(b"k" * 32)
+    book = EXAMPLE
+    import_book(engine, book, tmp_path / "rejects", cipher, "user:tester", NOW, signer=signer)
+    with engine.connect() as conn:
+        indexed = conn.execute(select(t.identity_index.c.borrower_key, t.identity_index.c.kind)).all()
+        borrowers = conn.execute(select(func.count()).select_from(t.borrower)).scalar_one()
+    kinds = {kind for _, kind in indexed}
+    assert {k for k, _ in indexed} and len({k for k, _ in indexed}) == borrowers  # everyone has a national id
+    assert kinds == {"national_id", "phone"}
+    # A second import of the same book writes no borrower and no contact point: the index stays as it was.
+    import_book(engine, book, tmp_path / "rejects", cipher, "user:tester", NOW, signer=signer)
+    with engine.connect() as conn:
+        assert sorted(conn.execute(select(t.identity_index.c.borrower_key, t.identity_index.c.kind)).all()) == sorted(
+            indexed
+        )

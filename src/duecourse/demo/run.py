@@ -112,7 +112,9 @@ def run_demo(
     rejects_dir = demo_dir / "rejects"
     with out.status("Importing the book ..."):
         began = time.perf_counter()
-        report = import_book(engine, book_dir, rejects_dir, container.cipher, actor=ACTOR, now=_evening(as_of))
+        report = import_book(
+            engine, book_dir, rejects_dir, container.cipher, actor=ACTOR, now=_evening(as_of), signer=container.signer
+        )
     out.print(
         f"Imported {report.accepted:,} rows ({report.rejected:,} rejected) in {time.perf_counter() - began:.1f} s"
         + (f"; rejects in {report.rejects_path}" if report.rejects_path else "")
@@ -174,7 +176,9 @@ def _one_day(
     if arrived.height:
         # A partial book: only a payments file, for loans the store already holds.
         day_dir = write_table(arrived, demo_dir / "days" / day.isoformat(), "payments", fmt).parent
-        report = import_book(engine, day_dir, rejects_dir, container.cipher, actor=ACTOR, now=_evening(day))
+        report = import_book(
+            engine, day_dir, rejects_dir, container.cipher, actor=ACTOR, now=_evening(day), signer=container.signer
+        )
         rejected = report.rejected
     summary = run_cycle(
         engine,

@@ -52,6 +52,7 @@ from duecourse.audit.log import append
 from duecourse.domain.conventions import ProductConventions
 from duecourse.domain.errors import RowError
 from duecourse.domain.money import RATE_SCALE
+from duecourse.domain.verification import CodeSigner
 from duecourse.services.importer_validation import (
     ID_COLUMN,
     TYPED,
@@ -63,6 +64,7 @@ from duecourse.services.importer_validation import (
     schema_of,
     stored_schema,
 )
+from duecourse.services.verification import index_identities
 
 ORIGIN = "import"
 CHUNK = 100_000
@@ -116,9 +118,19 @@ class ImportReport:
 
 
 def import_book(
-    engine: Engine, book_dir: Path, rejects_dir: Path, cipher: FieldCipher, actor: str, now: datetime
+    engine: Engine,
+    book_dir: Path,
+    rejects_dir: Path,
+    cipher: FieldCipher,
+    actor: str,
+    now: datetime,
+    signer: CodeSigner | None = None,
 ) -> ImportReport:
-    """Import the book in `book_dir`; raises BookFormatError (nothing written) if a file cannot be used at all."""
+    """Import the book in `book_dir`; raises BookFormatError (nothing written) if a file cannot be used at all.
+
+    With the verification `signer`, the identity index the /verify page's scam alerts name debtors by is
+    rebuilt for every borrower whose details or contact points the import wrote, in the same transaction.
+    """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     marks = [("read", time.perf_counter())]
@@ -152,6 +164,8 @@ def import_book(
             )
             writer = _Writer(conn, cipher, store, now)
             generated = writer.write(checked)
+            if signer is not None:
+                index_identities(conn, cipher, signer, _written_borrowers(conn, checked))
             marks.append(("rejects and audit", time.perf_counter()))
             _record_rejects(conn, checked, import_key, cipher)
             if rejects_path is not None:
@@ -168,6 +182,22 @@ def import_book(
     return ImportReport(
         import_key, reports, errors, rejects_path, generated, {k: v for k, v in writer.updated.items() if v}, timings
     )
+
+
+def _written_borrowers(conn: Connection, checked: CheckedBook) -> list[int]:
+    """Keys of the borrowers whose own row or contact points this import added or changed."""
+    written = [
+        f.accepted.filter(pl.col("_status") != "same").get_column("borrower_id")
+        for name, f in checked.files.items()
+        if name in ("borrowers", "contact_points")
+    ]
+    ids = pl.concat(written).unique().sort().to_list() if written else []
+    b = t.borrower
+    return [
+        key
+        for i in range(0, len(ids), 10_000)
+        for key in conn.execute(select(b.c.borrower_key).where(b.c.borrower_id.in_(ids[i : i + 10_000]))).scalars()
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- reading the store
