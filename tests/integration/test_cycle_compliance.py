@@ -4,7 +4,7 @@ rules, holiday blocks rescheduled to the next allowed moment, nothing allowed th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -172,3 +172,39 @@ def test_asked_at_a_given_moment_a_late_evening_call_waits_for_the_morning(demo_
     for moment in rescheduled.get_column("scheduled_at"):
         local = moment.astimezone(BOOK_ZONE)
         assert local > late and time(8) < local.time() < time(22)
+
+
+def test_a_door_visit_candidate_is_decided_on_whether_to_visit_and_leaves_its_arrangements_for_later(
+    demo_book: Engine,
+) -> None:
+    day = date(2026, 9, 28)
+    gate, asked = _asked_calls(demo_book, day)
+    row = asked.filter(pl.col("channel") == "call").head(1)
+    visit = row.with_columns(
+        channel=pl.lit("visit"),
+        template=pl.lit("visit.agree_a_way_out"),
+        days_past_due=pl.lit(75, pl.Int32),
+        overdue_total=pl.lit(800_000, pl.Int64),
+    )
+    first = gate.review(visit, day).row(0, named=True)
+    # Remote contact has not been tried and failed: the house's last-resort rule refuses the visit today;
+    # the rules about the team, the notice, identification and recording are not asked yet.
+    assert first["compliance_status"] == "blocked"
+    assert first["compliance_rules"].split(",") == ["HOUSE.VISIT.LAST_RESORT"]
+    phone = _phone_of(demo_book, first["borrower_key"])
+    dials = [
+        ContactEvent(
+            event_id=f"test:visit-dial:{i}",
+            borrower_key=first["borrower_key"],
+            at=datetime.combine(day - timedelta(days=3 * i + 1), time(10), BOOK_ZONE),
+            channel="call",
+            outcome="no_answer",
+            address=f"cp:{phone}",
+        )
+        for i in range(3)
+    ]
+    with demo_book.begin() as conn:
+        record_contacts(conn, dials, datetime(2026, 9, 28, 2, tzinfo=UTC))
+    planned = gate.review(visit, day).row(0, named=True)
+    assert planned["compliance_status"] == "allowed"
+    assert planned["compliance_reason"].startswith("door-visit candidate allowed for planning")

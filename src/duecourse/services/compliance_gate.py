@@ -55,6 +55,22 @@ POINT_KIND: Final = {
 FLAGS: Final = ("elderly", "disabled", "deceased", "bankrupt")
 # A country in the book's ISO 3166 `region` -> the rule pack's country code.
 PACK_COUNTRY: Final = {"GB": "UK"}
+# The visit rules that judge how a visit is arranged (asked at scheduling and check-in), as opposed to
+# whether to visit at all (last resort, balance), which a candidate must pass now.
+VISIT_ARRANGEMENTS: Final = frozenset(
+    {
+        "visit_team_size",
+        "visit_certified_staff",
+        "visit_identification",
+        "visit_recording",
+        "visit_entry",
+        "visit_notice",
+    }
+)
+VISIT_CANDIDATE: Final = (
+    "door-visit candidate allowed for planning: a written notice first; the team, notice, identification, recording"
+    " and entry rules are checked when the visit is scheduled and at check-in"
+)
 SEND_AT: Final = time(10, 0)  # house send time, in the debtor's own time zone
 # How far back the contact history is read: longer than any frequency rule's window (the longest, a
 # calendar month, spans at most 31 days).
@@ -79,6 +95,7 @@ class RulebookGate:
         contact = frame.filter(pl.col("channel").is_not_null())
         history = self._history(contact, at or datetime.combine(as_of, SEND_AT, UTC))
         decided = decide_batch(self.book, contact.select(PROPOSALS.names()), history, self.ctx)
+        decided = self._visit_candidates(decided, contact)
         decided = decided.with_columns(
             compliance_rules=pl.col("violations").list.eval(pl.element().struct.field("rule")).list.join(","),
             compliance_reason=pl.col("violations")
@@ -92,10 +109,12 @@ class RulebookGate:
             .then(pl.lit("rescheduled"))
             .otherwise(pl.lit("blocked"))
         )
-        verdicts = decided.join(contact.select("proposal_id", "moment_utc"), on="proposal_id").select(
+        verdicts = decided.join(contact.select("proposal_id", "moment_utc", "channel"), on="proposal_id").select(
             pl.col("proposal_id").cast(pl.Int64).alias("loan_key"),
             compliance_status=status,
-            compliance_reason=pl.when(pl.col("decision") == "allow")
+            compliance_reason=pl.when((pl.col("decision") == "allow") & (pl.col("channel") == "visit"))
+            .then(pl.lit(f"{VISIT_CANDIDATE} (rulebook {self.book.version})"))
+            .when(pl.col("decision") == "allow")
             .then(pl.lit(f"allowed by rulebook {self.book.version}"))
             .otherwise(pl.format("rulebook {}: {}", pl.lit(self.book.version), pl.col("compliance_reason"))),
             compliance_rules=pl.when(pl.col("decision") == "block").then(pl.col("compliance_rules")),
@@ -117,6 +136,24 @@ class RulebookGate:
             scheduled_at=pl.lit(None, UTC_TIME),
         )
         return proposals.join(pl.concat([verdicts, not_contact]), on="loan_key", how="left")
+
+    def _visit_candidates(self, decided: pl.DataFrame, contact: pl.DataFrame) -> pl.DataFrame:
+        """A ladder's door visit is a *candidate*: it is planned (a written notice first), not made today.
+        The rules about the visit itself (team, certification, notice, identification, recording, entry)
+        cannot answer before there is a team, a notice and a slot; they are asked with the real facts when
+        the visit is scheduled and at check-in (services/visits.py). Every other rule — holds, vulnerable
+        debtors, last resort, balance — decides the candidate now."""
+        deferred = [r.id for r in self.book.rules if r.check.kind in VISIT_ARRANGEMENTS]
+        visits = contact.filter(pl.col("channel") == "visit").get_column("proposal_id").implode()
+        kept = pl.col("violations").list.eval(
+            pl.element().filter(~pl.element().struct.field("rule").is_in(pl.lit(deferred, pl.List(pl.String))))
+        )
+        candidate = pl.col("proposal_id").is_in(visits) & (pl.col("decision") == "block")
+        only_deferred = candidate & (kept.list.len() == 0)
+        return decided.with_columns(
+            decision=pl.when(only_deferred).then(pl.lit("allow")).otherwise(pl.col("decision")),
+            violations=pl.when(candidate).then(kept).otherwise(pl.col("violations")),
+        )
 
     def compliance_frame(self, proposals: pl.DataFrame, as_of: date, at: datetime | None = None) -> pl.DataFrame:
         """The `facts.PROPOSALS` frame (plus `loan_key`, `ladder_channel`) for the cycle's proposals."""
@@ -260,7 +297,7 @@ def _conform(base: pl.DataFrame, lender_kind: str, messages: MessageCatalogue) -
         place=pl.when(pl.col("channel") == "visit").then(pl.lit("home")).otherwise(pl.lit(None, pl.String)),
         message_text="message_text",
         message_language="message_language",
-        visit=pl.lit(False),
+        visit=pl.col("channel") == "visit",  # its arrangements are not known yet (VISIT_ARRANGEMENTS)
         visit_staff_count=pl.lit(None, pl.Int16),
         visit_certified_count=pl.lit(None, pl.Int16),
         visit_identification_shown=pl.lit(None, pl.Boolean),

@@ -268,7 +268,9 @@ class Letters:
 
     def _lender(self, language: str) -> LenderIdentity:
         lender = self.messages.lender
-        return LenderIdentity(lender.name[language], None, lender.hotline, lender.account, self.public_url)
+        return LenderIdentity(
+            lender.name[language], lender.address.get(language), lender.hotline, lender.account, self.public_url
+        )
 
     def _recipients(self, conn: Connection, loan_keys: Sequence[int]) -> dict[int, _Recipient]:
         """Each loan's borrower with the name and first valid own postal address decrypted (never logged)."""

@@ -53,6 +53,7 @@ MONTHS = (
 @dataclass(frozen=True)
 class Lender:
     name: dict[str, str]  # by language: zh, en
+    address: dict[str, str]  # postal address for written disputes and complaints, by language
     hotline: str
     account: str
     official_accounts: tuple[str, ...]
@@ -75,6 +76,7 @@ class MessageCatalogue:
             catalogue = cls(
                 Lender(
                     dict(lender["name"]),
+                    dict(lender["address"]),
                     lender["hotline"],
                     lender["account"],
                     tuple(lender["official_accounts"]),
