@@ -78,4 +78,8 @@ class Container:
 
 
 def build(settings: Settings | None = None) -> Container:
-    return Container(settings or Settings.from_env())
+    settings = settings or Settings.from_env()
+    fixed = settings.fixed_now
+    if fixed is not None:
+        return Container(settings, clock=lambda: fixed)
+    return Container(settings)

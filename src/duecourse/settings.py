@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+
+from duecourse.domain.errors import SettingsError
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,9 @@ class Settings:
     sms_sender: str
     push_url: str | None  # the app-push webhook
     push_secret: str | None  # signs push webhook bodies
+    # A fixed "now" (ISO 8601 with its UTC offset) for every command: replaying a day, demonstrations, tests.
+    # Unset in production, where the clock is the machine's.
+    fixed_now: datetime | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -48,4 +54,17 @@ class Settings:
             sms_sender=env.get("DUECOURSE_SMS_SENDER", "DueCourse"),
             push_url=env.get("DUECOURSE_PUSH_URL") or None,
             push_secret=env.get("DUECOURSE_PUSH_SECRET") or None,
+            fixed_now=_instant(env.get("DUECOURSE_NOW") or None),
         )
+
+
+def _instant(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise SettingsError(f"DUECOURSE_NOW: {text!r} is not an ISO 8601 instant") from None
+    if value.tzinfo is None:
+        raise SettingsError(f"DUECOURSE_NOW: {text!r} needs its UTC offset (e.g. 2026-12-01T10:00:00+08:00)")
+    return value

@@ -1,6 +1,7 @@
 """The documented exception tree of DueCourse.
 
     DueCourseError
+    ├── SettingsError          an environment setting is unusable (names the variable)
     ├── ConventionError        a product convention is invalid (names the key)
     ├── BookFormatError        an input file cannot be used at all (names the file)
     ├── StrategyError          a strategy file is invalid (names file and key)
@@ -23,6 +24,10 @@ from dataclasses import dataclass
 
 class DueCourseError(Exception):
     """Base of every error DueCourse raises on purpose."""
+
+
+class SettingsError(DueCourseError):
+    pass
 
 
 class ConventionError(DueCourseError):
