@@ -541,3 +541,31 @@ def test_channels_without_settings_stay_queued(world: World) -> None:
         states = set(conn.execute(select(t.dispatch_outbox.c.state).distinct()).scalars())
         assert states == {"queued"}
         assert conn.execute(select(func.count()).select_from(t.verification_code)).scalar_one() == 0
+
+
+# --- hand-offs ---------------------------------------------------------------------------------------------------
+
+
+def test_call_actions_become_agent_tasks_once_and_a_refused_hand_off_is_cancelled(world: World) -> None:
+    from duecourse.services.calls import create_call_tasks
+
+    calls = world.allowed("call")
+    refused_key = calls[0].action_key
+
+    def call(conn: Any, keys: list[int], now: datetime) -> dict[int, str]:
+        create_call_tasks(conn, [k for k in keys if k != refused_key], now)
+        return {refused_key: "the number is on the do-not-call list"} if refused_key in keys else {}
+
+    disp = world.dispatcher({})
+    disp.hand_offs = {"call": call}
+    summary = disp.run(NOW)
+    assert summary.counts[("call", "handed_off")] == len(calls) - 1
+    assert summary.counts[("call", "cancelled")] == 1
+    rows = {r.action_key: r for r in world.rows("call")}
+    assert rows[refused_key].state == "cancelled" and "do-not-call" in str(rows[refused_key].reason)
+    assert {r.state for k, r in rows.items() if k != refused_key} == {"sent"}
+    with world.engine.connect() as conn:
+        tasks = list(conn.execute(select(t.call_task.c.action_key)).scalars())
+    assert sorted(tasks) == sorted(a.action_key for a in calls if a.action_key != refused_key)
+    assert world.dispatcher({}).run(NOW + timedelta(hours=1)).total("handed_off") == 0
+    verify_ok(world)

@@ -75,7 +75,8 @@ class ReceiptSource(Protocol):
         ...
 
 
-HandOff = Callable[[Connection, list[int], datetime], object]
+# Hands actions to another service in the caller's transaction; returns the actions it did not take, with why.
+HandOff = Callable[[Connection, list[int], datetime], Mapping[int, str]]
 
 
 # --- Policy and summary ---------------------------------------------------------------------------------
@@ -392,6 +393,12 @@ class Dispatcher:
             rules=pl.lit(None, pl.String),
             next_at=pl.lit(None, pl.Datetime("us", "UTC")),
         )
+        # A hand-off is judged by the service that takes it, at its own moment (see `_hand_off`).
+        frame = frame.with_columns(
+            verdict=pl.when((pl.col("verdict") == "ask") & pl.col("channel").is_in(HAND_OFF_CHANNELS))
+            .then(pl.lit("go"))
+            .otherwise(pl.col("verdict"))
+        )
         asked = frame.filter(pl.col("verdict") == "ask")
         if asked.is_empty():
             return frame
@@ -488,21 +495,49 @@ class Dispatcher:
         )
 
     def _hand_off(self, conn: Connection, channel: str, part: pl.DataFrame, now: datetime, summary: Summary) -> None:
-        """Letters, calls and visits are another service's work: hand over and mark sent in one transaction."""
+        """Letters, calls and visits are another service's work: hand over and mark the outcome in one transaction.
+
+        The receiving service judges compliance at its own moment (a call before it is dialled, a visit when it
+        is scheduled, a letter's words when it is printed); an action it does not take is cancelled with its why.
+        """
         o = t.dispatch_outbox
-        self.hand_offs[channel](conn, part.get_column("action_key").to_list(), now)
-        keys = part.get_column("outbox_key").to_list()
+        refused = self.hand_offs[channel](conn, part.get_column("action_key").to_list(), now)
+        part = part.with_columns(
+            why=pl.col("action_key").replace_strict(dict(refused), default=None, return_dtype=pl.String)
+        )
+        taken = part.filter(pl.col("why").is_null())
         conn.execute(
             update(o)
-            .where(o.c.outbox_key.in_(keys), o.c.state == "sending")
+            .where(o.c.outbox_key.in_(taken.get_column("outbox_key").to_list()), o.c.state == "sending")
             .values(state="sent", provider=channel, lease_until=None, sent_at=now, updated_at=now)
         )
-        summary.add(channel, "handed_off", len(keys))
+        refusals = [
+            {"k": k, "r": f"not taken by {channel}: {why}"}
+            for k, why in part.filter(pl.col("why").is_not_null()).select("outbox_key", "why").iter_rows()
+        ]
+        if refusals:
+            conn.execute(
+                update(o)
+                .where(o.c.outbox_key == bindparam("k"), o.c.state == "sending")
+                .values(state="cancelled", reason=bindparam("r"), lease_until=None, done_at=now, updated_at=now),
+                refusals,
+            )
+        summary.add(channel, "handed_off", taken.height)
+        summary.add(channel, "cancelled", len(refusals))
+        summary.cancelled.update(Counter(r["r"] for r in refusals))
         audit_log.append(
             conn,
             [
-                AuditRecord(self.actor, ORIGIN, "dispatch.handed_off", "dispatch_outbox", k, f"handed to {channel}", {})
-                for k in part.get_column("idempotency_key").to_list()
+                AuditRecord(
+                    self.actor,
+                    ORIGIN,
+                    "dispatch.handed_off" if why is None else "dispatch.cancelled",
+                    "dispatch_outbox",
+                    key,
+                    f"handed to {channel}" if why is None else f"not taken by {channel}: {why}",
+                    {"channel": channel},
+                )
+                for key, why in part.select("idempotency_key", "why").iter_rows()
             ],
             now,
         )
