@@ -142,6 +142,8 @@ def run(
     out.print(table)
     for reason, n in report["cancelled_reasons"].items():
         out.print(f"cancelled {n}: {reason}")
+    for problem in report["errors"]:
+        err.print(f"[red]{problem}[/red]")
     for channel, n in report["left_queued"].items():
         out.print(f"[yellow]left queued {n} {channel}: no channel configured for it in this run[/yellow]")
 

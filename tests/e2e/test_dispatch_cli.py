@@ -110,3 +110,36 @@ def test_a_dispatcher_killed_mid_run_and_restarted_sends_every_message_exactly_o
     cli("audit", "verify")
     status = json.loads(cli("dispatch", "status", "--json").stdout)
     assert status["sms"]["delivered"] == len(delivered)
+
+
+@pytest.mark.e2e
+def test_dead_letters_are_listed_and_a_replay_sends_them(cli: Cli, tmp_path: Path) -> None:
+    book = write_book(generate_book(300, DAY, seed=11, days_ahead=1), tmp_path / "book", "csv")
+    cli("import", str(book))
+    cli("cycle", "run", "--as-of", DAY.isoformat())
+    fake = FakeInfobip().start()
+    try:
+        cli.env.update(
+            {
+                "DUECOURSE_SMS_URL": fake.url,
+                "DUECOURSE_SMS_API_KEY": "a-revoked-key",  # the gateway answers 401 to every request
+                "DUECOURSE_PUBLIC_URL": "http://127.0.0.1:9",
+            }
+        )
+        cli("dispatch", "run", "--now", FIRST_RUN.isoformat(), "--max-attempts", "1")
+        dead = json.loads(cli("dispatch", "dead-letters", "--json").stdout)
+        assert dead and all(d["channel"] == "sms" and "HTTP 401" in d["reason"] for d in dead)
+        assert not fake.messages
+        listing = cli("dispatch", "dead-letters").stdout
+        assert f"{len(dead)} dead letters" in listing
+        cli("dispatch", "replay", expect=2)  # neither ids nor --all
+        cli.env["DUECOURSE_SMS_API_KEY"] = fake.api_key
+        cli("dispatch", "replay", str(dead[0]["id"]), "--reason", "key rotated", "--actor", "ops:alice")
+        assert "back in the queue" in cli("dispatch", "replay", "--all").stdout
+        summary = json.loads(cli("dispatch", "run", "--now", SECOND_RUN.isoformat(), "--json").stdout)
+        assert summary["by_channel"]["sms"]["sent"] == len(dead)
+        assert set(fake.submissions) == {message_id(d["key"]) for d in dead}
+        assert json.loads(cli("dispatch", "dead-letters", "--json").stdout) == []
+        cli("audit", "verify")
+    finally:
+        fake.stop()

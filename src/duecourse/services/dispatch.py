@@ -97,6 +97,7 @@ class Summary:
     cancelled: Counter[str] = field(default_factory=Counter)  # reason -> messages
     enqueued: int = 0
     waiting: dict[str, int] = field(default_factory=dict)  # channel -> rows left queued (no channel configured)
+    errors: list[str] = field(default_factory=list)
 
     def add(self, channel: str, outcome: str, n: int = 1) -> None:
         if n:
@@ -115,6 +116,7 @@ class Summary:
             "totals": {o: self.total(o) for o in sorted({o for _, o in self.counts})},
             "cancelled_reasons": dict(self.cancelled.most_common()),
             "left_queued": self.waiting,
+            "errors": self.errors,
         }
 
 
@@ -958,7 +960,12 @@ class Dispatcher:
         for channel, adapter in self.channels.items():
             if not isinstance(adapter, ReceiptSource):
                 continue
-            receipts = adapter.receipts()
+            try:
+                receipts = adapter.receipts()
+            except (OSError, ValueError) as exc:
+                # Reports stay at the provider until the next pull; this run's sends are already recorded.
+                summary.errors.append(f"{channel}: delivery reports not pulled: {exc}")
+                continue
             if receipts:
                 for outcome, n in record_receipts(self.engine, receipts, now, self.actor).items():
                     summary.add(channel, outcome, n)
@@ -1157,7 +1164,15 @@ def replay(engine: Engine, ids: Sequence[int] | None, now: datetime, actor: str,
         conn.execute(
             update(o)
             .where(and_(o.c.outbox_key.in_([r.outbox_key for r in rows]), o.c.state == "dead"))
-            .values(state="queued", attempts=0, next_attempt_at=now, lease_until=None, done_at=None, updated_at=now)
+            .values(
+                state="queued",
+                attempts=0,
+                # Due at once: as of when it was last due, or now, whichever is earlier.
+                next_attempt_at=case((o.c.next_attempt_at < now, o.c.next_attempt_at), else_=now),
+                lease_until=None,
+                done_at=None,
+                updated_at=now,
+            )
         )
         audit_log.append(
             conn,

@@ -170,10 +170,15 @@ class InfobipSms:
         return found
 
     def receipts(self) -> list[Receipt]:
-        """Delivery reports not handed out before (Infobip returns each once), up to 1,000 a request."""
+        """Delivery reports not handed out before (Infobip returns each once), up to 1,000 a request.
+
+        Raises OSError when the gateway cannot be reached, ValueError when it refuses."""
         out: list[Receipt] = []
         while True:
-            status, answer = self._request("GET", f"{REPORTS_PATH}?limit=1000", None)
+            try:
+                status, answer = self._request("GET", f"{REPORTS_PATH}?limit=1000", None)
+            except http.client.HTTPException as exc:
+                raise OSError(f"delivery reports: {exc!r}") from exc
             if status != 200:
                 raise ValueError(f"delivery reports: HTTP {status}: {_service_error(answer)}")
             batch = answer.get("results", [])
