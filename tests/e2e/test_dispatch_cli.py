@@ -1,5 +1,6 @@
 """`duecourse dispatch run` killed with SIGKILL in the middle of a run and started again: every message reaches the
-SMS gateway (the local Infobip fake) exactly once, none is lost, and the audit chain still verifies."""
+SMS gateway (the local Infobip fake) exactly once, none is lost, and the audit chain still verifies. Dead letters
+listed and replayed through the command."""
 
 from __future__ import annotations
 

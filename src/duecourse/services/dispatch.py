@@ -970,9 +970,6 @@ class Dispatcher:
                 for outcome, n in record_receipts(self.engine, receipts, now, self.actor).items():
                     summary.add(channel, outcome, n)
 
-    def dead_letters(self) -> list[dict[str, Any]]:
-        return dead_letters(self.engine)
-
 
 def _loan_facts(book: BookFrames, state: pl.DataFrame, as_of: date) -> pl.DataFrame:
     """What the send-time check needs per loan, in the columns the gate reads from the cycle's facts.
