@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 
-from sqlalchemy import Engine
+import polars as pl
+from sqlalchemy import Connection, Engine
 
+from duecourse.adapters.channels.push import PushWebhook
+from duecourse.adapters.channels.sms_gateway import WEBHOOK_PATH, InfobipSms, report_token
+from duecourse.adapters.channels.smtp import SmtpMailer
 from duecourse.adapters.crypto import FieldCipher, read_or_create_key
 from duecourse.adapters.db import migrate
 from duecourse.adapters.db.engine import make_engine
@@ -18,8 +23,13 @@ from duecourse.compliance.port import CompliancePort
 from duecourse.compliance.rulebook import Rulebook, load_rulebook
 from duecourse.domain.verification import CodeSigner
 from duecourse.plans.policy import PlanPolicy, load_plan_policy
+from duecourse.services.calls import create_call_tasks
 from duecourse.services.compliance_gate import RulebookGate
+from duecourse.services.dispatch import Channel, Dispatcher, HandOff
+from duecourse.services.dispatch import Policy as DispatchPolicy
+from duecourse.services.letters import Letters
 from duecourse.services.messages import MessageCatalogue, screen
+from duecourse.services.visits import VisitDeps, plan_visits_from_actions
 from duecourse.settings import Settings
 from duecourse.strategy.loader import load_strategy
 from duecourse.strategy.model import Strategy
@@ -59,6 +69,64 @@ class Container:
     @cached_property
     def plan_policy(self) -> PlanPolicy:
         return load_plan_policy(self.settings.policy_path / "plans.yaml")
+
+    @cached_property
+    def visit_deps(self) -> VisitDeps:
+        s = self.settings
+        return VisitDeps.of(self, s.policy_path / "visits.yaml", s.data_dir, s.public_url)
+
+    @cached_property
+    def letters(self) -> Letters:
+        """Letters and notices; the renderer prepares its fonts on first use (slow once, then cached)."""
+        policy = self.visit_deps.policy
+        return Letters.configured(
+            self.settings, self.cipher, self.signer, self.messages, self.strategy, (policy.day_start, policy.day_end)
+        )
+
+    @cached_property
+    def channels(self) -> dict[str, Channel]:
+        """The message channels the settings configure; a channel without settings is left queued."""
+        s = self.settings
+        channels: dict[str, Channel] = {}
+        if s.sms_url and s.sms_api_key:
+            notify = f"{s.public_url}{WEBHOOK_PATH}?token={report_token(s.sms_api_key)}"
+            channels["sms"] = InfobipSms(s.sms_url, s.sms_api_key, s.sms_sender, notify_url=notify)
+        if s.smtp_url:
+            channels["email"] = SmtpMailer(s.smtp_url, s.mail_from)
+        if s.push_url and s.push_secret:
+            channels["app"] = PushWebhook(s.push_url, s.push_secret)
+        return channels
+
+    def hand_offs(self) -> dict[str, HandOff]:
+        """Letters to a print batch, calls to the agents' queue, visits to visit planning; each returns the
+        actions it did not take, with why."""
+
+        def letter(conn: Connection, keys: list[int], now: datetime) -> Mapping[int, str]:
+            return self.letters.print_written_notices(conn, keys, now).skipped
+
+        def call(conn: Connection, keys: list[int], now: datetime) -> Mapping[int, str]:
+            create_call_tasks(conn, keys, now)
+            return {}
+
+        def visit(conn: Connection, keys: list[int], now: datetime) -> Mapping[int, str]:
+            planned = plan_visits_from_actions(conn, self.visit_deps, keys, now, origin="dispatch")
+            refused = planned.verdicts.filter(~pl.col("eligible")).select("action_key", "reasons")
+            return {int(k): "; ".join(r) for k, r in refused.iter_rows()}
+
+        return {"letter": letter, "call": call, "visit": visit}
+
+    def dispatcher(self, policy: DispatchPolicy, channels: Mapping[str, Channel] | None = None) -> Dispatcher:
+        return Dispatcher(
+            engine=self.engine,
+            cipher=self.cipher,
+            signer=self.signer,
+            messages=self.messages,
+            gate=self.compliance,
+            channels=self.channels if channels is None else channels,
+            hand_offs=self.hand_offs(),
+            policy=policy,
+            owner=f"dispatcher:{os.uname().nodename}:{os.getpid()}",
+        )
 
     @cached_property
     def strategy(self) -> Strategy:

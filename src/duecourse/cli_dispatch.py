@@ -2,89 +2,24 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import sys
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-import polars as pl
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import Connection
 
 from duecourse import bootstrap
-from duecourse.adapters.channels.push import PushWebhook
-from duecourse.adapters.channels.sms_gateway import WEBHOOK_PATH, InfobipSms, report_token
-from duecourse.adapters.channels.smtp import SmtpMailer
 from duecourse.services import dispatch as d
-from duecourse.services.calls import create_call_tasks
-from duecourse.services.letters import Letters
-from duecourse.services.visits import plan_visits_from_actions
-from duecourse.settings import Settings
-from duecourse.web.visits import visit_services
 
 dispatch_app = typer.Typer(
     no_args_is_help=True, help="Send allowed actions from the outbox through the channels; dead letters."
 )
 out = Console()
 err = Console(stderr=True)
-
-
-def channels_from_settings(settings: Settings) -> dict[str, d.Channel]:
-    """The message channels the settings configure (a channel without settings is left queued)."""
-    channels: dict[str, d.Channel] = {}
-    if settings.sms_url and settings.sms_api_key:
-        notify = f"{settings.public_url}{WEBHOOK_PATH}?token={report_token(settings.sms_api_key)}"
-        channels["sms"] = InfobipSms(settings.sms_url, settings.sms_api_key, settings.sms_sender, notify_url=notify)
-    if settings.smtp_url:
-        channels["email"] = SmtpMailer(settings.smtp_url, settings.mail_from)
-    if settings.push_url and settings.push_secret:
-        channels["app"] = PushWebhook(settings.push_url, settings.push_secret)
-    return channels
-
-
-def hand_offs(c: bootstrap.Container) -> dict[str, d.HandOff]:
-    """Letters to a print batch (services/letters.py), calls to the agents' queue (services/calls.py), visits to
-    visit planning (services/visits.py); each returns the actions it did not take, with why."""
-    deps, _ = visit_services(c)
-
-    @functools.cache
-    def letters() -> Letters:  # made on first use: the renderer prepares its fonts once, which takes a while
-        visit_hours = (deps.policy.day_start, deps.policy.day_end)
-        return Letters.configured(c.settings, c.cipher, c.signer, c.messages, c.strategy, visit_hours)
-
-    def letter(conn: Connection, keys: list[int], now: datetime) -> Mapping[int, str]:
-        return letters().print_written_notices(conn, keys, now).skipped
-
-    def call(conn: Connection, keys: list[int], now: datetime) -> Mapping[int, str]:
-        create_call_tasks(conn, keys, now)
-        return {}
-
-    def visit(conn: Connection, keys: list[int], now: datetime) -> Mapping[int, str]:
-        planned = plan_visits_from_actions(conn, deps, keys, now, origin="dispatch")
-        refused = planned.verdicts.filter(~pl.col("eligible")).select("action_key", "reasons")
-        return {int(k): "; ".join(r) for k, r in refused.iter_rows()}
-
-    return {"letter": letter, "call": call, "visit": visit}
-
-
-def dispatcher(c: bootstrap.Container, policy: d.Policy) -> d.Dispatcher:
-    return d.Dispatcher(
-        engine=c.engine,
-        cipher=c.cipher,
-        signer=c.signer,
-        messages=c.messages,
-        gate=c.compliance,
-        channels=channels_from_settings(c.settings),
-        hand_offs=hand_offs(c),
-        policy=policy,
-        owner=f"dispatcher:{os.uname().nodename}:{os.getpid()}",
-    )
 
 
 def _instant(value: str | None, c: bootstrap.Container) -> datetime:
@@ -118,7 +53,7 @@ def run(
     c = bootstrap.build()
     at = _instant(now, c)
     policy = d.Policy(batch=batch, lease=timedelta(seconds=lease_seconds), max_attempts=max_attempts)
-    worker = dispatcher(c, policy)
+    worker = c.dispatcher(policy)
     with Progress(
         TextColumn("dispatch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=as_json
     ) as progress:

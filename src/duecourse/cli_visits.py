@@ -22,7 +22,6 @@ from duecourse.domain.money import from_minor, to_minor
 from duecourse.domain.verification import display
 from duecourse.domain.visits import VisitRefused
 from duecourse.services import visits as sv
-from duecourse.web.visits import visit_services
 
 visits_app = typer.Typer(
     no_args_is_help=True,
@@ -73,9 +72,8 @@ def _refusals() -> Iterator[None]:
 
 def _run(step: Callable[[Connection, sv.VisitDeps, sv.NoticeWriter, datetime], T]) -> T:
     c = bootstrap.build()
-    deps, writer = visit_services(c)
     with _refusals(), c.engine.begin() as conn:
-        return step(conn, deps, writer, c.clock())
+        return step(conn, c.visit_deps, c.letters.write_pre_visit_notice, c.clock())
 
 
 def _verdict_table(rows: list[dict[str, Any]]) -> Table:
@@ -105,7 +103,7 @@ def candidates(
 ) -> None:
     """Explain, for each of the cycle's visit actions, whether a visit is warranted (writes nothing)."""
     c = bootstrap.build()
-    deps, _ = visit_services(c)
+    deps = c.visit_deps
     with _refusals(), c.engine.connect() as conn:
         frame = sv.check_eligibility(
             conn, deps, sv.visit_actions(conn, deps.rulebook, _day(as_of, "--as-of")), c.clock()
@@ -184,7 +182,7 @@ def route(
 ) -> None:
     """Each team's round trip for the day (nearest neighbour + 2-opt from the office), with distances."""
     c = bootstrap.build()
-    deps, _ = visit_services(c)
+    deps = c.visit_deps
     with c.engine.connect() as conn:
         if planned:
             for n, (office, group) in enumerate(sv.planned_groups(conn, deps), start=1):

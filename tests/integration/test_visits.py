@@ -36,7 +36,6 @@ from duecourse.services.visits import (
     approve_vulnerable,
     check_in,
     check_out,
-    default_policy_path,
     import_staff,
     issue_notice,
     list_staff,
@@ -57,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES = load_rulebook(ROOT / "rules")
 CTX = CheckContext(calendar=HolidayCalendar.load(ROOT / "rules" / "calendars"))
 MESSAGES = MessageCatalogue.load(ROOT / "templates" / "messages.yaml")
-POLICY = load_policy(default_policy_path(ROOT / "rules"))
+POLICY = load_policy(ROOT / "policy" / "visits.yaml")
 STRATEGY = load_strategy(ROOT / "strategies" / "default.yaml")
 RENDERER = LetterRenderer(ROOT / "templates" / "letters")
 AS_OF = date(2026, 9, 21)  # a Monday; the notice window then opens on 1 October (3 posting + 7 lead days)

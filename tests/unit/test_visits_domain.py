@@ -29,10 +29,10 @@ from duecourse.domain.visits import (
     team_problems,
     visit_window,
 )
-from duecourse.services.visits import default_policy_path, load_policy, visit_rules
+from duecourse.services.visits import load_policy, visit_rules
 
 ROOT = Path(__file__).resolve().parents[2]
-POLICY = load_policy(default_policy_path(ROOT / "rules"))
+POLICY = load_policy(ROOT / "policy" / "visits.yaml")
 RULES = visit_rules(load_rulebook(ROOT / "rules"), "CN", date(2026, 10, 8))
 BJ = ZoneInfo("Asia/Shanghai")
 OFFICE = next(o for o in POLICY.offices if o.office_id == "BJ-01")

@@ -131,11 +131,6 @@ def load_policy(path: Path) -> VisitPolicy:
         raise DueCourseError(f"{path}: {exc}") from exc
 
 
-def default_policy_path(rules_path: Path) -> Path:
-    """The lender's visit policy sits beside the rule packs: `<project>/policy/visits.yaml`."""
-    return rules_path.parent / "policy" / "visits.yaml"
-
-
 # --- rulebook figures -------------------------------------------------------------------------------------
 
 

@@ -18,12 +18,10 @@ from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Upload
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import Connection
 
-from duecourse.adapters.channels.letters import LetterRenderer
 from duecourse.bootstrap import Container
 from duecourse.domain.errors import DueCourseError, NotFoundError
 from duecourse.domain.visits import VisitRefused
 from duecourse.services import visits as sv
-from duecourse.services.letters import Letters
 
 router = APIRouter(prefix="/api/visits", tags=["visits"])
 ORIGIN: Final = "api"
@@ -35,29 +33,10 @@ BAD: Final[dict[int | str, dict[str, Any]]] = {
 T = TypeVar("T")
 
 
-def visit_services(c: Container) -> tuple[sv.VisitDeps, sv.NoticeWriter]:
-    """The visit dependencies and the notice writer (services/letters.py) from the composition root."""
-    deps = sv.VisitDeps.of(c, sv.default_policy_path(c.settings.rules_path), c.settings.data_dir, c.settings.public_url)
-    letters = Letters(
-        c.cipher,
-        c.signer,
-        c.messages,
-        c.strategy,
-        deps.public_url,
-        c.settings.data_dir / "letters",
-        LetterRenderer(c.settings.messages_path.parent / "letters"),
-        (deps.policy.day_start, deps.policy.day_end),
-    )
-    return deps, letters.write_pre_visit_notice
-
-
 def _services(request: Request) -> tuple[Container, sv.VisitDeps, sv.NoticeWriter]:
     state = request.app.state
     container: Container = state.container
-    if getattr(state, "visit_services", None) is None:
-        state.visit_services = visit_services(container)  # once per app: the renderer loads fonts once
-    deps, writer = state.visit_services
-    return container, deps, writer
+    return container, container.visit_deps, container.letters.write_pre_visit_notice
 
 
 def _actor(request: Request) -> str:
