@@ -174,7 +174,6 @@ def main() -> None:
 
     from duecourse.adapters.channels.sms_gateway import InfobipSms
     from duecourse.adapters.channels.smtp import SmtpMailer
-    from duecourse.cli_dispatch import hand_offs
     from tests.fakes.infobip import FakeInfobip
 
     class Inbox:
@@ -212,7 +211,7 @@ def main() -> None:
         finally:
             controller.stop()
 
-        letters = {"letter": hand_offs(container)["letter"]}
+        letters = {"letter": container.hand_offs()["letter"]}
         # The first letter pays for the renderer's one-time font preparation in a fresh home: timed apart.
         results.append(phase(container, "letters, first (warm-up)", {}, letters, args.batch, limit=1))
         results.append(phase(container, "letters (print batch)", {}, letters, args.batch))
