@@ -25,6 +25,8 @@ from sqlalchemy import Engine, func, make_url, select, text
 from duecourse.adapters.db import tables as t
 from duecourse.bootstrap import Container
 from duecourse.demo.book import GeneratedBook, generate_book, load_roll_rates, write_book, write_table
+from duecourse.demo.desk import AGENTS as AGENTS_SHOWN
+from duecourse.demo.desk import Desk, DeskDay
 from duecourse.domain.errors import DueCourseError
 from duecourse.domain.money import format_money
 from duecourse.services.cycle import CycleSummary, run_cycle
@@ -66,6 +68,7 @@ class DemoResult:
     baseline: DayLine | None = None  # the cycle on the book as imported (first_day)
     days: list[DayLine] = field(default_factory=list)  # the simulated days, first_day + 1 .. last_day
     summaries: list[CycleSummary] = field(default_factory=list)  # baseline first
+    desk: list[DeskDay] = field(default_factory=list)  # what the desk did each simulated day
     look_at: dict[str, str] = field(default_factory=dict)  # why -> loan id
 
 
@@ -130,9 +133,14 @@ def run_demo(
     out.print(_HEADER)
     result.baseline = _one_day(container, engine, book, as_of, demo_dir, rejects_dir, fmt, result)
     out.print(_format_line(result.baseline))
+    desk = Desk(container, book, demo_dir, seed)
+    desk.start(_evening(as_of), container.settings.policy_path.parent / "examples" / "staff.csv")
     for offset in range(days):
         day = start + timedelta(days=offset)
         result.days.append(_one_day(container, engine, book, day, demo_dir, rejects_dir, fmt, result))
+        began = time.perf_counter()
+        result.desk.append(desk.work(day))
+        result.days[-1].seconds += time.perf_counter() - began
         out.print(_format_line(result.days[-1]))
     seconds = sum(d.seconds for d in result.days)
     out.print(
@@ -141,6 +149,7 @@ def run_demo(
     )
     result.look_at = _interesting_loans(engine, book, result.first_day, result.last_day)
     _final_summary(out, engine, result, container)
+    _desk_summary(out, engine, result, container, desk)
     return result
 
 
@@ -428,3 +437,39 @@ def _proposals_table(engine: Engine, result: DemoResult) -> Table:
     for step, channel, status, count, _ in sorted(rows, key=lambda r: (r[4], r[0], r[2])):
         table.add_row(step, channel, status, f"{count:,}")
     return table
+
+
+def _desk_summary(out: Console, engine: Engine, result: DemoResult, container: Container, desk: Desk) -> None:
+    """What reaching the debtors did over the month: messages, calls, promises, plans and door visits."""
+
+    def total(part: str) -> dict[str, int]:
+        sums: dict[str, int] = {}
+        for d in result.desk:
+            for k, n in getattr(d, part).items():
+                sums[k] = sums.get(k, 0) + n
+        return dict(sorted(sums.items()))
+
+    with engine.connect() as conn:
+        promises: dict[str, int] = dict(
+            conn.execute(select(t.promise_to_pay.c.state, func.count()).group_by(t.promise_to_pay.c.state)).all()
+        )
+        plans: dict[str, int] = dict(
+            conn.execute(select(t.repayment_plan.c.state, func.count()).group_by(t.repayment_plan.c.state)).all()
+        )
+    out.print()
+    out.print("[bold]Reaching the debtors[/bold]")
+    out.print(
+        f"Dispatch: {sum(d.sent for d in result.desk):,} messages sent (SMS, e-mail, app; each with its verification "
+        f"code, filed by the sandbox channel in {desk.folder / 'outbox'}), {sum(d.handed_off for d in result.desk):,} "
+        f"handed to the call queue, the print room and visit planning, {sum(d.cancelled for d in result.desk):,} "
+        "cancelled at send time (paid, on hold, or no longer allowed)."
+    )
+    out.print(f"Calls made by {len(AGENTS_SHOWN)} agents: {total('calls')}")
+    out.print(f"Promises to pay: {dict(sorted(promises.items()))} (judged by the daily cycle on the cash that came in)")
+    out.print(f"Repayment plans: offered and decided {total('plans')}; on the books now {dict(sorted(plans.items()))}")
+    out.print(f"Door visits: {total('visits') or 'none reached a visit this month'}")
+    for notice in desk.notices[:1]:
+        out.print(
+            f"  the pre-visit notice for {notice['visit_id']}: {notice['pdf']} — its code {notice['code']} checks "
+            f"at {container.settings.public_url}/verify?code={notice['code']}"
+        )
