@@ -26,6 +26,7 @@ from duecourse.compliance.checks.base import CheckContext
 from duecourse.compliance.engine import decide
 from duecourse.compliance.facts import Proposal
 from duecourse.compliance.rulebook import Rulebook
+from duecourse.domain.dates import MONTHS
 from duecourse.domain.errors import StrategyError
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -34,20 +35,6 @@ FIELDS = ("lender", "amount", "due_date", "loan_id", "account", "hotline", "code
 # shape for the content rules, which never depend on the code's value.
 CODE_NOT_YET_ISSUED = "0000-0000-0000-0000"
 SYMBOL = {"CNY": "¥", "USD": "$", "GBP": "£"}
-MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 
 
 @dataclass(frozen=True)

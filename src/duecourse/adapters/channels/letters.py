@@ -36,6 +36,7 @@ from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
 from PIL import Image
 from weasyprint.text.fonts import FontConfiguration  # type: ignore[import-untyped]
 
+from duecourse.domain.dates import MONTHS
 from duecourse.domain.money import format_money
 from duecourse.domain.verification import display
 
@@ -190,22 +191,6 @@ def _check_letter(letter_id: str, language: str) -> None:
         raise ValueError(f"letter id {letter_id!r} is not a safe file name")
     if language not in LANGUAGES:
         raise ValueError(f"letters are printed in {' or '.join(LANGUAGES)}, not {language!r}")
-
-
-MONTHS: Final = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 
 
 def long_date(day: date, language: str) -> str:
