@@ -26,6 +26,7 @@ from duecourse.domain.verification import CodeSigner, display
 from duecourse.ledger.engine import ledger_state
 from duecourse.services.book_frames import load_book
 from duecourse.services.contacts import ContactEvent, record_contacts
+from duecourse.services.cycle import loan_facts
 from duecourse.services.messages import MessageCatalogue
 from duecourse.services.promises import promised_amount, store_promise
 from duecourse.services.verification import CodeRequest, issue
@@ -342,43 +343,13 @@ def _phone(conn: Connection, borrower_key: int) -> Any:
 
 
 def _facts(engine: Engine, task: Any, day: date) -> pl.DataFrame:
-    """The one call as the gate expects a cycle proposal joined with its facts (services/cycle.py `_facts`)."""
+    """The one call as the gate expects a cycle proposal joined with its facts (services/cycle.py `loan_facts`)."""
     book = load_book(engine, day, task.loan_key)
     state = ledger_state(book.loans, book.instalments, book.payments, book.holds, book.conventions, day)
-    held = book.holds.filter(
-        pl.col("pauses_outreach")
-        & (pl.col("start_date") <= day)
-        & (pl.col("end_date").is_null() | (pl.col("end_date") >= day))
-    )
-    years = pl.lit(day.year) - pl.col("birth_date").dt.year()
-    before_birthday = (pl.col("birth_date").dt.month() > day.month) | (
-        (pl.col("birth_date").dt.month() == day.month) & (pl.col("birth_date").dt.day() > day.day)
-    )
-    return (
-        state.join(book.loans.select("loan_key", "loan_id", "borrower_key", "product", "currency"), on="loan_key")
-        .join(book.borrowers, on="borrower_key", how="left")
-        .select(
-            "loan_key",
-            "loan_id",
-            "borrower_key",
-            "borrower_id",
-            "product",
-            "currency",
-            "days_past_due",
-            "bucket",
-            "overdue_total",
-            "outstanding_total",
-            "next_due_amount",
-            "next_due_date",
-            "oldest_unpaid_due_date",
-            "language",
-            flags=pl.col("flags").fill_null(pl.lit([], pl.List(pl.String))),
-            age=(years - before_birthday.cast(pl.Int32)).cast(pl.Int32),
-            has_outreach_hold=pl.lit(not held.is_empty()),
-            channel=pl.lit("call"),
-            template=pl.lit(None, pl.String),
-            action_key=pl.lit(int(task.action_key), pl.Int64),
-        )
+    return loan_facts(book, state, day).with_columns(
+        channel=pl.lit("call"),
+        template=pl.lit(None, pl.String),
+        action_key=pl.lit(int(task.action_key), pl.Int64),
     )
 
 

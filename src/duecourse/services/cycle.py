@@ -134,13 +134,12 @@ def run_cycle(
 
     stage("strategy")
     promises, plans = _follow_ups(engine, book, state, as_of, now, follow_up)
-    facts = _facts(book, state, as_of, pausing_loans(promises, plans))
+    facts = loan_facts(book, state, as_of, pausing_loans(promises, plans)).filter(pl.col("outstanding_total") > 0)
     proposals = propose(facts, history, strategy, as_of)
 
     stage("compliance")
-    # The gate needs what the ladder knew (facts) and the due dates a message must state.
-    dates = state.select("loan_key", "oldest_unpaid_due_date", "next_due_date")
-    asked = proposals.join(facts, on="loan_key").join(dates, on="loan_key")
+    # The gate needs what the ladder knew (facts, with the due dates a message must state).
+    asked = proposals.join(facts, on="loan_key")
     reviewed = gate.review(asked, as_of)
     reviewed = reviewed.with_columns(
         as_of=pl.lit(as_of),
@@ -227,8 +226,14 @@ def _follow_ups(
     )
 
 
-def _facts(book: BookFrames, state: pl.DataFrame, as_of: date, pausing: pl.DataFrame) -> pl.DataFrame:
-    """The FACTS frame the ladder evaluates (see docs/strategies.md): one row per loan still owing."""
+def loan_facts(book: BookFrames, state: pl.DataFrame, as_of: date, pausing: pl.DataFrame | None = None) -> pl.DataFrame:
+    """One row per loan of `state`: the FACTS the ladder evaluates (docs/strategies.md) and the due dates a
+    message states — what the cycle, the dispatcher and the call desk all judge a loan by. `pausing` gives
+    the loans with an open promise or an active plan (none when not given)."""
+    if pausing is None:
+        pausing = pl.DataFrame(
+            schema={"loan_key": pl.Int64, "has_active_promise": pl.Boolean, "has_active_plan": pl.Boolean}
+        )
     holds = book.holds.filter(
         pl.col("pauses_outreach")
         & (pl.col("start_date") <= as_of)
@@ -248,8 +253,7 @@ def _facts(book: BookFrames, state: pl.DataFrame, as_of: date, pausing: pl.DataF
     )
     borrowers = book.borrowers.with_columns(age=(years - before_birthday.cast(pl.Int32)).cast(pl.Int32))
     return (
-        state.filter(pl.col("outstanding_total") > 0)
-        .join(loans, on="loan_key")
+        state.join(loans, on="loan_key")
         .join(
             borrowers.select("borrower_key", "borrower_id", "flags", "age", "language"), on="borrower_key", how="left"
         )
@@ -268,6 +272,8 @@ def _facts(book: BookFrames, state: pl.DataFrame, as_of: date, pausing: pl.DataF
             "outstanding_total",
             days_to_next_due=(pl.col("next_due_date") - pl.lit(as_of)).dt.total_days().cast(pl.Int32),
             next_due_amount=pl.col("next_due_amount"),
+            next_due_date=pl.col("next_due_date"),
+            oldest_unpaid_due_date=pl.col("oldest_unpaid_due_date"),
             flags=pl.col("flags").fill_null(pl.lit([], pl.List(pl.String))),
             age=pl.col("age"),
             language=pl.col("language"),

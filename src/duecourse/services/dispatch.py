@@ -30,9 +30,10 @@ from duecourse.compliance.port import CompliancePort
 from duecourse.domain.dispatch import Outgoing, Receipt, Result
 from duecourse.domain.verification import CodeSigner, digest, display
 from duecourse.ledger.engine import ledger_state
-from duecourse.services.book_frames import BookFrames, load_book
+from duecourse.services.book_frames import load_book
 from duecourse.services.compliance_gate import CHANNEL, POINT_KIND
 from duecourse.services.contacts import ContactEvent, record_contacts
+from duecourse.services.cycle import loan_facts
 from duecourse.services.messages import MessageCatalogue, render
 from duecourse.services.verification import CodeRequest, issue_many
 
@@ -378,7 +379,8 @@ class Dispatcher:
         book = load_book(self.engine, as_of)
         book = replace(book, loans=book.loans.filter(pl.col("loan_key").is_in(keys.implode())))
         state = ledger_state(book.loans, book.instalments, book.payments, book.holds, book.conventions, as_of)
-        frame = claimed.join(_loan_facts(book, state, as_of), on="loan_key", how="left")
+        facts = loan_facts(book, state, as_of).select(SEND_TIME_FACTS)
+        frame = claimed.join(facts, on="loan_key", how="left")
         owes = pl.col("overdue_total").fill_null(0) > 0
         owes_coming = pl.col("case_key").is_null() & (pl.col("next_due_amount").fill_null(0) > 0)
         frame = frame.with_columns(
@@ -971,47 +973,12 @@ class Dispatcher:
                     summary.add(channel, outcome, n)
 
 
-def _loan_facts(book: BookFrames, state: pl.DataFrame, as_of: date) -> pl.DataFrame:
-    """What the send-time check needs per loan, in the columns the gate reads from the cycle's facts.
-
-    The cycle's own facts (services/cycle.py `_facts`) are private and change with the cycle; this is the
-    subset a message needs: amounts and dates owed, the borrower's language, flags and age, an outreach hold.
-    """
-    held = book.holds.filter(
-        pl.col("pauses_outreach")
-        & (pl.col("start_date") <= as_of)
-        & (pl.col("end_date").is_null() | (pl.col("end_date") >= as_of))
-    )
-    loans = book.loans.select("loan_key", "loan_id", "borrower_key", "product", "currency")
-    on_loan = held.filter(pl.col("loan_key").is_not_null()).select("loan_key")
-    on_borrower = loans.join(held.filter(pl.col("loan_key").is_null()), on="borrower_key", how="semi")
-    holds = pl.concat([on_loan, on_borrower.select("loan_key")]).unique().with_columns(has_outreach_hold=pl.lit(True))
-    born = pl.col("birth_date")
-    before_birthday = (born.dt.month() > as_of.month) | ((born.dt.month() == as_of.month) & (born.dt.day() > as_of.day))
-    age = (pl.lit(as_of.year) - born.dt.year() - before_birthday.cast(pl.Int32)).cast(pl.Int32)
-    return (
-        state.join(loans.drop("borrower_key"), on="loan_key")
-        .join(loans.select("loan_key", "borrower_key"), on="loan_key")
-        .join(book.borrowers.select("borrower_key", "borrower_id", "flags", "language", age=age), on="borrower_key")
-        .join(holds, on="loan_key", how="left")
-        .select(
-            "loan_key",
-            "loan_id",
-            "borrower_id",
-            "product",
-            "currency",
-            "days_past_due",
-            "overdue_total",
-            "outstanding_total",
-            "next_due_amount",
-            "next_due_date",
-            "oldest_unpaid_due_date",
-            "language",
-            "age",
-            flags=pl.col("flags").fill_null(pl.lit([], pl.List(pl.String))),
-            has_outreach_hold=pl.col("has_outreach_hold").fill_null(False),
-        )
-    )
+# What the send-time check reads of a loan (cycle.loan_facts), in the columns the gate takes from the cycle.
+SEND_TIME_FACTS: Final = (
+    "loan_key", "loan_id", "borrower_id", "product", "currency", "days_past_due", "overdue_total",
+    "outstanding_total", "next_due_amount", "next_due_date", "oldest_unpaid_due_date", "language", "age", "flags",
+    "has_outreach_hold",
+)  # fmt: skip
 
 
 def record_receipts(engine: Engine, receipts: Sequence[Receipt], now: datetime, actor: str) -> dict[str, int]:
