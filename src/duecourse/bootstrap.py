@@ -1,4 +1,8 @@
-"""The composition root: the one place where settings become engines, ciphers, strategies and gates."""
+"""The composition root: the one place where settings become engines, ciphers, strategies and gates.
+
+What only some commands need (channels, the dispatcher, visits, letters — WeasyPrint takes seconds to
+import) is imported where it is built, so `duecourse loan show` does not pay for the print room.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-import polars as pl
 from sqlalchemy import Connection, Engine
 
-from duecourse.adapters.channels.push import PushWebhook
-from duecourse.adapters.channels.sms_gateway import WEBHOOK_PATH, InfobipSms, report_token
-from duecourse.adapters.channels.smtp import SmtpMailer
 from duecourse.adapters.crypto import FieldCipher, read_or_create_key
 from duecourse.adapters.db import migrate
 from duecourse.adapters.db.engine import make_engine
@@ -23,16 +24,18 @@ from duecourse.compliance.port import CompliancePort
 from duecourse.compliance.rulebook import Rulebook, load_rulebook
 from duecourse.domain.verification import CodeSigner
 from duecourse.plans.policy import PlanPolicy, load_plan_policy
-from duecourse.services.calls import create_call_tasks
 from duecourse.services.compliance_gate import RulebookGate
-from duecourse.services.dispatch import Channel, Dispatcher, HandOff
-from duecourse.services.dispatch import Policy as DispatchPolicy
-from duecourse.services.letters import Letters
 from duecourse.services.messages import MessageCatalogue, screen
-from duecourse.services.visits import VisitDeps, plan_visits_from_actions
 from duecourse.settings import Settings
 from duecourse.strategy.loader import load_strategy
 from duecourse.strategy.model import Strategy
+
+if TYPE_CHECKING:
+    from duecourse.services.calls import CallDesk
+    from duecourse.services.dispatch import Channel, Dispatcher, HandOff
+    from duecourse.services.dispatch import Policy as DispatchPolicy
+    from duecourse.services.letters import Letters
+    from duecourse.services.visits import VisitDeps
 
 
 def utc_now() -> datetime:
@@ -71,13 +74,24 @@ class Container:
         return load_plan_policy(self.settings.policy_path / "plans.yaml")
 
     @cached_property
+    def call_desk(self) -> CallDesk:
+        """The call queue's dependencies: the live gate, the code signer, the cipher, the lender's identity."""
+        from duecourse.services.calls import CallDesk
+
+        return CallDesk(self.engine, self.compliance, self.signer, self.cipher, self.messages)
+
+    @cached_property
     def visit_deps(self) -> VisitDeps:
+        from duecourse.services.visits import VisitDeps
+
         s = self.settings
         return VisitDeps.of(self, s.policy_path / "visits.yaml", s.data_dir, s.public_url)
 
     @cached_property
     def letters(self) -> Letters:
         """Letters and notices; the renderer prepares its fonts on first use (slow once, then cached)."""
+        from duecourse.services.letters import Letters
+
         policy = self.visit_deps.policy
         return Letters.configured(
             self.settings, self.cipher, self.signer, self.messages, self.strategy, (policy.day_start, policy.day_end)
@@ -86,6 +100,10 @@ class Container:
     @cached_property
     def channels(self) -> dict[str, Channel]:
         """The message channels the settings configure; a channel without settings is left queued."""
+        from duecourse.adapters.channels.push import PushWebhook
+        from duecourse.adapters.channels.sms_gateway import WEBHOOK_PATH, InfobipSms, report_token
+        from duecourse.adapters.channels.smtp import SmtpMailer
+
         s = self.settings
         channels: dict[str, Channel] = {}
         if s.sms_url and s.sms_api_key:
@@ -100,6 +118,10 @@ class Container:
     def hand_offs(self) -> dict[str, HandOff]:
         """Letters to a print batch, calls to the agents' queue, visits to visit planning; each returns the
         actions it did not take, with why."""
+        import polars as pl
+
+        from duecourse.services.calls import create_call_tasks
+        from duecourse.services.visits import plan_visits_from_actions
 
         def letter(conn: Connection, keys: list[int], now: datetime) -> Mapping[int, str]:
             return self.letters.print_written_notices(conn, keys, now).skipped
@@ -116,6 +138,8 @@ class Container:
         return {"letter": letter, "call": call, "visit": visit}
 
     def dispatcher(self, policy: DispatchPolicy, channels: Mapping[str, Channel] | None = None) -> Dispatcher:
+        from duecourse.services.dispatch import Dispatcher
+
         return Dispatcher(
             engine=self.engine,
             cipher=self.cipher,

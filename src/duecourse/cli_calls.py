@@ -18,7 +18,6 @@ from duecourse import bootstrap
 from duecourse.domain.errors import DueCourseError, NotFoundError
 from duecourse.domain.money import format_money
 from duecourse.services import calls as sc
-from duecourse.web.calls import call_desk
 
 calls_app = typer.Typer(no_args_is_help=True, help="The agent work queue: call tasks and their outcomes.")
 console = Console()
@@ -79,7 +78,7 @@ def next_cmd(agent: Agent, as_json: Json = False) -> None:
     """Claim the next call the rules allow now and show its script (exit 3 when nothing can be called now)."""
     c = bootstrap.build()
     with _refusals():
-        claim = sc.next_task(call_desk(c), agent, c.clock(), ORIGIN)
+        claim = sc.next_task(c.call_desk, agent, c.clock(), ORIGIN)
     if as_json:
         _print_json({"script": None if claim.script is None else claim.script.to_json(), "held_back": claim.held_back})
     else:
@@ -111,7 +110,7 @@ def show_cmd(task: int, as_json: Json = False) -> None:
     """One task: its state, schedule, last deferral, the masked number and any promise taken."""
     c = bootstrap.build()
     with _refusals():
-        row = sc.show(call_desk(c), task)
+        row = sc.show(c.call_desk, task)
     if as_json:
         _print_json(row)
         return
@@ -143,7 +142,7 @@ def reveal_cmd(task: int, agent: Agent) -> None:
     """Show the number in clear (only to the agent holding the task; the reveal is audited)."""
     c = bootstrap.build()
     with _refusals():
-        number = sc.reveal(call_desk(c), task, agent, c.clock(), ORIGIN)
+        number = sc.reveal(c.call_desk, task, agent, c.clock(), ORIGIN)
     console.print(number)
 
 
@@ -172,7 +171,7 @@ def outcome_cmd(
     c = bootstrap.build()
     outcome = sc.CallOutcome(result, _amount(amount), _date(promise_date), note)
     with _refusals():
-        summary = sc.record_outcome(call_desk(c), task, agent, outcome, c.clock(), ORIGIN)
+        summary = sc.record_outcome(c.call_desk, task, agent, outcome, c.clock(), ORIGIN)
     if as_json:
         _print_json(summary)
         return

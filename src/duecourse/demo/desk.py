@@ -33,7 +33,7 @@ from duecourse.domain.errors import DueCourseError
 from duecourse.domain.money import from_minor
 from duecourse.services import plans as plan_service
 from duecourse.services import visits as sv
-from duecourse.services.calls import CallDesk, CallOutcome, next_task, record_outcome
+from duecourse.services.calls import CallOutcome, next_task, record_outcome
 from duecourse.services.dispatch import Policy as DispatchPolicy
 
 LENDER_TIME = ZoneInfo("Asia/Shanghai")
@@ -87,7 +87,7 @@ class Desk:
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         c = self.container
-        self._calls = CallDesk(c.engine, c.compliance, c.signer, c.cipher, c.messages)
+        self._calls = c.call_desk
         self._channels = {ch: SandboxChannel(self.folder / "outbox", ch) for ch in ("sms", "email", "app")}
         self._loan_ids = dict(self.book.loans.select("loan_id", "borrower_id").iter_rows())  # loan id -> borrower id
 

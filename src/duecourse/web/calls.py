@@ -27,11 +27,6 @@ BAD: Final[dict[int | str, dict[str, Any]]] = {
 }
 
 
-def call_desk(c: Container) -> sc.CallDesk:
-    """The call queue's dependencies from the composition root (also used by `duecourse calls`)."""
-    return sc.CallDesk(c.engine, c.compliance, c.signer, c.cipher, c.messages)
-
-
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -56,9 +51,7 @@ class OutcomeBody(AgentBody):
 def _desk(request: Request) -> tuple[Container, sc.CallDesk]:
     state = request.app.state
     container: Container = state.container
-    if getattr(state, "call_desk", None) is None:
-        state.call_desk = call_desk(container)
-    return container, state.call_desk
+    return container, container.call_desk
 
 
 @contextmanager
