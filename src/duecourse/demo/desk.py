@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -35,6 +36,7 @@ from duecourse.services import plans as plan_service
 from duecourse.services import visits as sv
 from duecourse.services.calls import CallOutcome, next_task, record_outcome
 from duecourse.services.dispatch import Policy as DispatchPolicy
+from duecourse.services.verification import VerificationResult, check
 
 LENDER_TIME = ZoneInfo("Asia/Shanghai")
 AGENTS = ("agent-01", "agent-02")
@@ -83,6 +85,7 @@ class Desk:
     folder: Path
     seed: int
     notices: list[dict[str, Any]] = field(default_factory=list)  # visit id, notice PDF, its code
+    refusals: list[str] = field(default_factory=list)  # what the rules said to a visit arranged too early or alone
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -128,7 +131,8 @@ class Desk:
                 out.plans[state] = out.plans.get(state, 0) + 1
 
     def _what_happens(self, loan_id: str, amount: int, day: date) -> CallOutcome:
-        """A debtor who will pay soon promises that payment; others answer, or not, by chance."""
+        """A debtor who will pay soon promises that payment; about one in six never picks up (the cases a door
+        visit is for, once remote contact has failed); the others answer, or not, by chance."""
         coming = [
             (d, int(p.filter(pl.col("loan_id") == loan_id).get_column("amount").sum()))
             for d, p in sorted(self.book.daily_payments.items())
@@ -140,6 +144,8 @@ class Desk:
             total = sum(a for _, a in paid)
             return CallOutcome("promise_to_pay", from_minor(min(total, max(amount, 1)), "CNY"), when)
         roll = self._rng.random()
+        if zlib.crc32(loan_id.encode()) % 6 == 0:
+            return CallOutcome("no_answer" if roll < 0.7 else "voicemail")
         if roll < 0.20 and amount > 0:  # a promise that will not be kept
             part = Decimal(max(amount // 3, 100)) / 100
             return CallOutcome("promise_to_pay", part, day + timedelta(days=3))
@@ -195,6 +201,8 @@ class Desk:
             visits = conn.execute(select(v.c.visit_id, v.c.status, v.c.window_start)).all()
         for visit_id, status, window_start in visits:
             now = datetime.combine(day, time(9), LENDER_TIME).astimezone(UTC)
+            if status == "notice_delivered" and not self.refusals:
+                self._try_too_soon_and_alone(visit_id, day, now)  # each in its own transaction, rolled back
             try:
                 with c.engine.begin() as conn:
                     if status == "planned":
@@ -216,6 +224,28 @@ class Desk:
             except DueCourseError as exc:
                 step = f"waiting: {str(exc)[:60]}"
             out.visits[step] = out.visits.get(step, 0) + 1
+
+    def _try_too_soon_and_alone(self, visit_id: str, day: date, now: datetime) -> None:
+        """What a team leader would hear trying to go the day after the notice arrived, or alone."""
+        c = self.container
+        tomorrow = datetime.combine(day + timedelta(days=1), time(10), LENDER_TIME)
+        for staff in (TEAM, TEAM[:1]):
+            try:
+                with c.engine.begin() as conn:
+                    sv.schedule(conn, c.visit_deps, visit_id, staff, tomorrow, now, "demo", "demo")
+            except DueCourseError as exc:
+                self.refusals.append(f"{len(staff)} staff, {tomorrow:%Y-%m-%d %H:%M}: {exc}")
+                continue
+            raise DueCourseError(f"visit {visit_id} was scheduled against the rules")  # never: the rules forbid it
+
+    def verify(self, code: str, now: datetime) -> VerificationResult:
+        """Check a notice's code as the debtor would on /verify."""
+        c = self.container
+        with c.engine.begin() as conn:
+            return check(
+                conn, c.signer, code, "demo", now, cipher=c.cipher,
+                visit_team=lambda cn, ref: sv.visit_team_for_reference(cn, c.cipher, ref),
+            )  # fmt: skip
 
     def _visit_today(self, conn: Any, visit_id: str, day: date) -> str:
         deps = self.container.visit_deps

@@ -29,6 +29,7 @@ from duecourse.demo.desk import AGENTS as AGENTS_SHOWN
 from duecourse.demo.desk import Desk, DeskDay
 from duecourse.domain.errors import DueCourseError
 from duecourse.domain.money import format_money
+from duecourse.domain.verification import display
 from duecourse.services.cycle import CycleSummary, run_cycle
 from duecourse.services.importer import import_book
 from duecourse.services.reports import roll_rates
@@ -468,8 +469,15 @@ def _desk_summary(out: Console, engine: Engine, result: DemoResult, container: C
     out.print(f"Promises to pay: {dict(sorted(promises.items()))} (judged by the daily cycle on the cash that came in)")
     out.print(f"Repayment plans: offered and decided {total('plans')}; on the books now {dict(sorted(plans.items()))}")
     out.print(f"Door visits: {total('visits') or 'none reached a visit this month'}")
+    for refusal in desk.refusals:
+        out.print(f"  refused: {refusal}")
     for notice in desk.notices[:1]:
+        code = display(notice["code"])
+        out.print(f"  the pre-visit notice for {notice['visit_id']} (Chinese, with a QR code): {notice['pdf']}")
+        answer = desk.verify(code, _evening(result.last_day))
+        team = ", ".join(f"{name} ({badge})" for name, badge in answer.visit_team)
         out.print(
-            f"  the pre-visit notice for {notice['visit_id']}: {notice['pdf']} — its code {notice['code']} checks "
-            f"at {container.settings.public_url}/verify?code={notice['code']}"
+            f"  its code {code}, checked as a debtor would at {container.settings.public_url}/verify?code={code}: "
+            f"{answer.status}, {answer.lender}, {answer.purpose} by {answer.channel}; the visitors: {team}"
         )
+        out.print("  (serve that page with `duecourse web serve`; a made-up code there says: not genuine, do not pay)")
