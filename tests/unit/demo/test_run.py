@@ -72,6 +72,26 @@ def test_the_book_moves_cases_open_and_close(demo: tuple[Container, DemoResult, 
     assert sum(d.proposals for d in result.days) > 0
 
 
+def test_the_desk_reaches_debtors_and_the_cycle_judges_what_they_promised(
+    demo: tuple[Container, DemoResult, str],
+) -> None:
+    container, result, output = demo
+    assert len(result.desk) == DAYS
+    assert sum(d.sent for d in result.desk) > 0 and sum(d.handed_off for d in result.desk) > 0
+    calls = sum(sum(d.calls.values()) for d in result.desk)
+    with container.engine.connect() as conn:
+        events = conn.execute(select(func.count()).select_from(t.contact_event)).scalar_one()
+        promises = dict(
+            conn.execute(select(t.promise_to_pay.c.state, func.count()).group_by(t.promise_to_pay.c.state)).all()
+        )
+        audited = set(conn.execute(select(t.audit_entry.c.action).distinct()).scalars())
+    assert calls > 0 and events >= calls  # every call and every message sent left a contact event
+    assert sum(promises.values()) == sum(d.calls.get("promise_to_pay", 0) for d in result.desk)
+    assert promises.get("kept", 0) > 0 and promises.get("broken", 0) > 0
+    assert {"promise.kept", "promise.broken", "call.queued"} <= audited
+    assert "Reaching the debtors" in output and "Promises to pay" in output
+
+
 def test_the_summary_says_where_to_look_next(demo: tuple[Container, DemoResult, str]) -> None:
     container, result, printed = demo
     last = (START + timedelta(days=DAYS - 1)).isoformat()
