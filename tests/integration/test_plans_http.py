@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from duecourse.audit.log import verify
 from duecourse.bootstrap import Container
 from duecourse.settings import Settings
-from duecourse.web import plans as plans_routes
 from duecourse.web.app import create_app
 from tests.integration.test_plans import load_plans_book
 
@@ -35,11 +34,7 @@ def client(migrated_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, Cont
 
 
 def _app(container: Container) -> FastAPI:
-    app = create_app(container)
-    # Until web/app.py includes this router (the lead wires it), add it here.
-    if not any(getattr(r, "path", "").startswith("/api/plans") for r in app.routes):
-        app.include_router(plans_routes.router)
-    return app
+    return create_app(container)
 
 
 FINANCES = {
