@@ -28,7 +28,7 @@ from duecourse.services.reports import loan_state
 from duecourse.services.verification import CodeRequest, issue
 from duecourse.services.visits import NoticeFacts
 from duecourse.strategy import load_strategy
-from tests.unit.letters.pdf_tools import FONT_CACHE, pdf_fonts, pdf_text, qr_codes
+from tests.unit.letters.pdf_tools import FONT_CACHE, pdf_fonts, pdf_pages, pdf_text, qr_codes
 
 ROOT = Path(__file__).resolve().parents[2]
 STRATEGY = load_strategy(ROOT / "strategies" / "default.yaml")
@@ -162,9 +162,19 @@ def test_written_notices_print_the_ledger_amounts_to_the_debtor_address_with_a_s
         "L1-unpaid": (date(2026, 4, 1), "zh", "欧阳娜娜", "北京市朝阳区建国路88号3单元501室"),
         "L2-partial": (date(2026, 3, 31), "en", "Olivia Grant", "Flat2/10DowningLane/LondonSW1A2AA"),
     }
+    rows = {
+        r["letter_id"]: r for r in csv.DictReader((folder / "manifest.csv").read_text(encoding="utf-8").splitlines())
+    }
+
+    def pages_of(loan: str) -> tuple[Path, int, int]:
+        """The batch file a loan's letter is printed in, and its first and last page there."""
+        row = rows[result.printed[keys[loan]]]
+        first = int(row["first_page"])
+        return folder / row["file"], first, first + int(row["pages"]) - 1
+
     for loan, (day, language, name, address) in expected.items():
-        pdf = folder / f"{result.printed[keys[loan]]}.pdf"
-        flat = _flat(pdf_text(pdf))
+        pdf, first, last = pages_of(loan)
+        flat = _flat(pdf_text(pdf, first, last))
         shown = loan_state(engine, loan, day)  # what `duecourse loan show --as-of` says
         components = [to_minor(shown[c], "CNY") for c in ("due_principal", "due_interest", "due_fee", "due_penalty")]
         for minor in components:
@@ -178,10 +188,10 @@ def test_written_notices_print_the_ledger_amounts_to_the_debtor_address_with_a_s
         assert len(pdf_fonts(pdf)) == 1
 
         # The printed code is genuine: its digest is stored, tied to the action, the borrower and the loan.
-        (url,) = qr_codes(pdf, tmp_path)
+        (url,) = qr_codes(pdf, tmp_path, first, last)
         assert url.startswith(f"{PUBLIC_URL}/verify?code=")
         code = canonical(url.rsplit("=", 1)[1])
-        assert code is not None and code in _flat(pdf_text(pdf)).replace("-", "")
+        assert code is not None and code in flat.replace("-", "")
         with engine.connect() as conn:
             stored = conn.execute(
                 select(t.verification_code).where(t.verification_code.c.code_digest == digest(code))
@@ -192,18 +202,18 @@ def test_written_notices_print_the_ledger_amounts_to_the_debtor_address_with_a_s
         assert stored.lender == MESSAGES.lender.name[language]
 
     # Hand-checked: L1 owes 2,000.00 + 50.00 + 5.00 + penalty 45 x 0.50 + 17 x 0.50 = 31.00 on 1 April.
-    l1 = _flat(pdf_text(folder / f"{result.printed[keys['L1-unpaid']]}.pdf"))
+    l1 = _flat(pdf_text(*pages_of("L1-unpaid")))
     for amount in ("2,000.00 CNY", "50.00 CNY", "5.00 CNY", "31.00 CNY", "2,086.00 CNY", "2026年2月15日"):
         assert _flat(amount) in l1, amount
     # L2 paid 500.00 on 15 Feb: interest 30.00 first, 530.00 principal left at 0.265 -> 0.27 a day.
-    l2 = _flat(pdf_text(folder / f"{result.printed[keys['L2-partial']]}.pdf"))
+    l2 = _flat(pdf_text(*pages_of("L2-partial")))
     assert "1,530.00CNY" in l2 and "20.00CNY" in l2
 
-    # The manifest lists both letters with digests that match the files, and no name.
-    rows = list(csv.DictReader((folder / "manifest.csv").read_text(encoding="utf-8").splitlines()))
-    assert {r["debtor_ref"] for r in rows} == {"LB1", "LB2"}
-    for row in rows:
-        assert row["sha256"] == hashlib.sha256((folder / row["file"]).read_bytes()).hexdigest()
+    # The manifest lists both letters with the digest of the file they are in and of their own HTML, and no name.
+    assert {r["debtor_ref"] for r in rows.values()} == {"LB1", "LB2"}
+    for row in rows.values():
+        assert row["file_sha256"] == hashlib.sha256((folder / row["file"]).read_bytes()).hexdigest()
+    assert len({r["html_sha256"] for r in rows.values()}) == 2
     assert "欧阳娜娜" not in (folder / "manifest.json").read_text(encoding="utf-8")
 
     # Every letter audited with its SHA-256, every skip audited with its reason; the chain verifies.
@@ -211,7 +221,10 @@ def test_written_notices_print_the_ledger_amounts_to_the_debtor_address_with_a_s
         audit = [e for e in entries(conn) if e["action"].startswith("letter.")]
         checked, broken = verify(conn)
     printed = {e["entity_id"]: json.loads(e["payload"]) for e in audit if e["action"] == "letter.printed"}
-    assert {k: p["sha256"] for k, p in printed.items()} == {r["letter_id"]: r["sha256"] for r in rows}
+    where = ("file", "first_page", "pages", "html_sha256", "file_sha256")
+    assert {k: tuple(str(p[w]) for w in where) for k, p in printed.items()} == {
+        k: tuple(r[w] for w in where) for k, r in rows.items()
+    }
     assert sorted(e["entity_id"] for e in audit if e["action"] == "letter.not_printed") == sorted(
         [str(keys["L3-no-address"]), str(sms)]
     )
@@ -298,4 +311,6 @@ def test_the_pre_visit_notice_prints_the_team_the_window_and_the_visit_code(
     ]
     with engine.connect() as conn:
         (entry,) = [e for e in entries(conn) if e["action"] == "letter.printed"]
-    assert json.loads(entry["payload"])["sha256"] == hashlib.sha256(pdf.read_bytes()).hexdigest()
+    payload = json.loads(entry["payload"])
+    assert payload["file_sha256"] == hashlib.sha256(pdf.read_bytes()).hexdigest()  # the notice is its file alone
+    assert (payload["first_page"], payload["pages"]) == (1, pdf_pages(pdf))

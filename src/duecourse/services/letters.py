@@ -225,7 +225,7 @@ class Letters:
 
     def write_pre_visit_notice(self, conn: Connection, facts: VisitFacts, code: str, now: datetime) -> Path:
         """Render and file the notice for `facts` under the code visit planning issued (purpose "notice",
-        reference "visit:<visit_id>"), in a print batch of its own; returns the PDF written."""
+        reference "visit:<visit_id>"), in a print batch of its own; returns the PDF written (the notice alone)."""
         letter = self.pre_visit_notice(conn, facts, code, now)
         batch = self._print(conn, f"visit-{letter.visit.visit_id}-{now:%Y%m%dT%H%M%S}", [letter], now)
         assert batch is not None
@@ -317,8 +317,9 @@ class Letters:
         return out
 
     def _print(self, conn: Connection, batch_id: str, letters: Sequence[Letter], now: datetime) -> PrintedBatch | None:
-        """Write the batch folder and audit each letter with its SHA-256; the folder goes if the transaction rolls
-        back, so a batch on disk always has its codes and audit entries committed."""
+        """Write the batch folder and audit each letter with where it is printed (file, pages) and the SHA-256s of
+        its HTML and of its file; the folder goes if the transaction rolls back, so a batch on disk always has its
+        codes and audit entries committed."""
         if not letters:
             return None
         batch = PrintBatch(self.letters_dir, self.renderer).write(batch_id, letters)
@@ -340,9 +341,11 @@ class Letters:
                         "visit_id": row.visit_id,
                         "debtor_ref": row.debtor_ref,
                         "language": row.language,
+                        "file": row.file,
+                        "first_page": row.first_page,
                         "pages": row.pages,
-                        "bytes": row.bytes,
-                        "sha256": row.sha256,
+                        "html_sha256": row.html_sha256,
+                        "file_sha256": row.file_sha256,
                     },
                 )
                 for row in batch.rows

@@ -10,8 +10,17 @@ from pathlib import Path
 FONT_CACHE = Path(tempfile.gettempdir()) / "duecourse-test-letter-fonts"
 
 
-def pdf_text(pdf: Path) -> str:
-    return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+def pdf_text(pdf: Path, first: int | None = None, last: int | None = None) -> str:
+    """The words of the PDF, or of its pages `first` to `last` (1-based, inclusive)."""
+    pages = [] if first is None else ["-f", str(first), "-l", str(last if last is not None else first)]
+    return subprocess.run(
+        ["pdftotext", "-layout", *pages, str(pdf), "-"], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def pdf_pages(pdf: Path) -> int:
+    info = subprocess.run(["pdfinfo", str(pdf)], check=True, capture_output=True, text=True).stdout
+    return int(next(line.split()[1] for line in info.splitlines() if line.startswith("Pages:")))
 
 
 def pdf_fonts(pdf: Path) -> list[dict[str, str]]:
@@ -25,10 +34,13 @@ def pdf_fonts(pdf: Path) -> list[dict[str, str]]:
     return rows
 
 
-def qr_codes(pdf: Path, workdir: Path) -> list[str]:
-    """Every QR code zbarimg finds on the letter's pages rendered at 150 dpi."""
+def qr_codes(pdf: Path, workdir: Path, first: int | None = None, last: int | None = None) -> list[str]:
+    """Every QR code zbarimg finds on the letter's pages (or pages `first` to `last`) rendered at 150 dpi."""
     prefix = workdir / pdf.stem
-    subprocess.run(["pdftoppm", "-png", "-r", "150", str(pdf), str(prefix)], check=True)
+    pages = [] if first is None else ["-f", str(first), "-l", str(last if last is not None else first)]
+    for old in workdir.glob(f"{pdf.stem}-*.png"):
+        old.unlink()  # pages of an earlier call on the same file
+    subprocess.run(["pdftoppm", "-png", "-r", "150", *pages, str(pdf), str(prefix)], check=True)
     found: list[str] = []
     for image in sorted(workdir.glob(f"{pdf.stem}-*.png")):
         result = subprocess.run(["zbarimg", "-q", "--raw", str(image)], capture_output=True, text=True)

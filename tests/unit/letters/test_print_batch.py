@@ -12,7 +12,7 @@ import jinja2
 import pytest
 
 from duecourse.adapters.channels.letters import MANIFEST_FIELDS, LetterRenderer, PrintBatch
-from tests.unit.letters.pdf_tools import FONT_CACHE
+from tests.unit.letters.pdf_tools import FONT_CACHE, pdf_pages, pdf_text
 from tests.unit.letters.samples import DEBTOR, pre_visit, written
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "templates" / "letters"
@@ -23,14 +23,12 @@ def renderer() -> LetterRenderer:
     return LetterRenderer(TEMPLATES, font_cache=FONT_CACHE)
 
 
-def test_the_manifest_lists_every_letter_with_its_digest(renderer, tmp_path):
+def test_the_manifest_lists_every_letter_with_its_pages_and_digests(renderer, tmp_path):
     letters = [written("zh", "WN-1"), written("en", "WN-2"), pre_visit("zh"), pre_visit("en", "PV-2")]
     batch = PrintBatch(tmp_path / "letters", renderer).write("B-20260331-1", letters)
 
     assert batch.path == tmp_path / "letters" / "B-20260331-1"
-    assert sorted(p.name for p in batch.path.iterdir()) == sorted(
-        ["manifest.csv", "manifest.json", "WN-1.pdf", "WN-2.pdf", "PV-V-2026-000123.pdf", "PV-2.pdf"]
-    )
+    assert sorted(p.name for p in batch.path.iterdir()) == ["letters-001.pdf", "manifest.csv", "manifest.json"]
     with open(batch.path / "manifest.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     document = json.loads((batch.path / "manifest.json").read_text(encoding="utf-8"))
@@ -39,19 +37,34 @@ def test_the_manifest_lists_every_letter_with_its_digest(renderer, tmp_path):
     assert (
         [r["letter_id"] for r in rows]
         == [r["letter_id"] for r in document["letters"]]
-        == [
-            "WN-1",
-            "WN-2",
-            "PV-V-2026-000123",
-            "PV-2",
-        ]
+        == ["WN-1", "WN-2", "PV-V-2026-000123", "PV-2"]
     )
-    for row, listed in zip(rows, document["letters"], strict=True):
-        pdf = (batch.path / row["file"]).read_bytes()
-        assert row["sha256"] == listed["sha256"] == hashlib.sha256(pdf).hexdigest()
-        assert int(row["bytes"]) == listed["bytes"] == len(pdf)
-        assert int(row["pages"]) == listed["pages"] >= 1
+    pdf = (batch.path / "letters-001.pdf").read_bytes()
+    (listed_file,) = document["files"]
+    assert listed_file == {
+        "file": "letters-001.pdf",
+        "letters": 4,
+        "pages": pdf_pages(batch.path / "letters-001.pdf"),
+        "bytes": len(pdf),
+        "sha256": hashlib.sha256(pdf).hexdigest(),
+    }
+    # Each letter from a new page, one after another; the pages are the letter's own, with its footer.
+    assert [(int(r["first_page"]), int(r["pages"])) for r in rows] == [(1, 1), (2, 1), (3, 2), (5, 2)]
+    assert listed_file["pages"] == 6
+    for row, listed, letter in zip(rows, document["letters"], letters, strict=True):
+        assert row["file"] == listed["file"] == "letters-001.pdf"
+        assert row["file_sha256"] == listed["file_sha256"] == listed_file["sha256"]
+        assert row["html_sha256"] == listed["html_sha256"] == hashlib.sha256(renderer.html(letter).encode()).hexdigest()
+        assert int(row["first_page"]) == listed["first_page"] and int(row["pages"]) == listed["pages"]
         assert row["debtor_ref"] == "B-000042"
+        first, last = listed["first_page"], listed["first_page"] + listed["pages"] - 1
+        own = "".join(pdf_text(batch.path / row["file"], first, last).split())
+        label = "第{n}页，共{m}页" if letter.language == "zh" else "Page{n}of{m}"
+        assert [label.format(n=n, m=listed["pages"]) in own for n in range(1, listed["pages"] + 1)] == [True] * (
+            listed["pages"]
+        )
+        assert own.count(letter.letter_id) >= listed["pages"]  # the reference in every page footer
+        assert "K7QM-3XZP-9RTA-B2CW" in own
     assert [(r["kind"], r["action_key"], r["visit_id"], r["language"]) for r in rows] == [
         ("written_notice", "17", "", "zh"),
         ("written_notice", "17", "", "en"),
@@ -64,7 +77,19 @@ def test_the_manifest_lists_every_letter_with_its_digest(renderer, tmp_path):
     )
     for debtor in DEBTOR.values():
         assert debtor.name not in listing and debtor.postal_address.splitlines()[0] not in listing
-    assert batch.rows[0].sha256 == rows[0]["sha256"]
+    assert batch.rows[0].html_sha256 == rows[0]["html_sha256"]
+
+
+def test_each_letter_reads_back_alone_from_its_pages(renderer, tmp_path):
+    # Letters side by side in one document keep their own words: each page range has its code and no other's.
+    codes = ["K7QM3XZP9RTAB2CW", "0123456789ABCDEF", "ZYXWVUTSRQPNMKJH"]
+    letters = [written("zh", "WN-1", codes[0]), pre_visit("en", "PV-1", codes[1]), written("en", "WN-2", codes[2])]
+    rendered = renderer.render(letters)
+    path = tmp_path / "part.pdf"
+    path.write_bytes(rendered.pdf)
+    for one, code in zip(rendered.letters, codes, strict=True):
+        own = "".join(pdf_text(path, one.first_page, one.first_page + one.pages - 1).split()).replace("-", "")
+        assert [c in own for c in codes] == [c == code for c in codes]
 
 
 def test_a_batch_is_never_written_twice(renderer, tmp_path):
@@ -93,7 +118,7 @@ def test_a_stale_partial_from_a_crash_is_swept(renderer, tmp_path):
     (stale / "WN-17.pdf").write_bytes(b"%PDF-half")
     batch = PrintBatch(tmp_path, renderer).write("B-3", [written("zh")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["B-3"]
-    assert (batch.path / "WN-17.pdf").read_bytes().startswith(b"%PDF-")
+    assert (batch.path / batch.rows[0].file).read_bytes().startswith(b"%PDF-")
 
 
 @pytest.mark.parametrize("batch_id", ["../escape", "", ".hidden", "a/b"])
@@ -110,7 +135,8 @@ def test_letter_ids_are_unique_in_a_batch(renderer, tmp_path):
 
 def test_worker_processes_print_the_same_letters_as_one_process(tmp_path):
     letters = [written(lang, f"WN-{i}") for i, lang in enumerate(["zh", "en"] * 8)]
-    alone = PrintBatch(tmp_path, LetterRenderer(TEMPLATES, font_cache=FONT_CACHE)).write("B-alone", letters)
+    in_process = LetterRenderer(TEMPLATES, font_cache=FONT_CACHE)
+    alone = PrintBatch(tmp_path, in_process).write("B-alone", letters)
     renderer = LetterRenderer(TEMPLATES, 2, FONT_CACHE)
     try:
         shared = PrintBatch(tmp_path, renderer).write("B-workers", letters)
@@ -119,6 +145,17 @@ def test_worker_processes_print_the_same_letters_as_one_process(tmp_path):
         assert renderer.pool() is pool  # the workers are started once and kept for later batches
     finally:
         renderer.close()
-    expected = [(r.letter_id, r.sha256, r.pages) for r in alone.rows]
-    assert [(r.letter_id, r.sha256, r.pages) for r in shared.rows] == expected
-    assert [(r.letter_id, r.sha256, r.pages) for r in again.rows] == expected
+    # The workers print the batch in two parts (one each), letter for letter as one process would.
+    assert [(f.file, f.letters) for f in shared.files] == [("letters-001.pdf", 8), ("letters-002.pdf", 8)]
+    assert [(f.file, f.letters) for f in alone.files] == [("letters-001.pdf", 16)]
+    expected = [(r.letter_id, r.html_sha256, r.pages) for r in alone.rows]
+    assert [(r.letter_id, r.html_sha256, r.pages) for r in shared.rows] == expected
+    assert [(r.letter_id, r.html_sha256, r.pages) for r in again.rows] == expected
+    assert [(r.file, r.first_page) for r in shared.rows] == [
+        (f"letters-00{1 + i // 8}.pdf", 1 + i % 8) for i in range(16)
+    ]
+    # A part from a worker is byte for byte the PDF one process makes of the same letters under the same title.
+    assert [f.sha256 for f in shared.files] == [
+        in_process.render(letters[:8], "B-workers").sha256,
+        in_process.render(letters[8:], "B-workers").sha256,
+    ]

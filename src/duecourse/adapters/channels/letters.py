@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import ClassVar, Final
 
 import jinja2
+import markupsafe
 import qrcode  # type: ignore[import-untyped]
 import qrcode.constants  # type: ignore[import-untyped]
 import weasyprint  # type: ignore[import-untyped]  # no stubs
@@ -282,10 +283,25 @@ def _letter_characters() -> set[int]:
 
 
 @dataclass(frozen=True)
-class RenderedLetter:
+class PlacedLetter:
+    """Where one letter sits in a rendered document, and the digest of what was set for it."""
+
     letter: Letter
-    pdf: bytes
+    first_page: int  # 1-based, in the document's PDF
     pages: int
+    html_sha256: str  # of the letter's own HTML (LetterRenderer.html): its words, amounts, code and QR image
+
+
+@dataclass(frozen=True)
+class RenderedDocument:
+    """Whole letters, one after another, in one PDF: a print batch, or a part of a large one."""
+
+    pdf: bytes
+    letters: tuple[PlacedLetter, ...]
+
+    @property
+    def pages(self) -> int:
+        return sum(placed.pages for placed in self.letters)
 
     @property
     def sha256(self) -> str:
@@ -295,8 +311,11 @@ class RenderedLetter:
 class LetterRenderer:
     """Jinja2 HTML (templates/letters/, autoescaped) -> WeasyPrint PDF, one template per letter kind.
 
-    A letter takes a fifth of a CPU second (layout and font subsetting, in Python), so `render_many` spreads a
-    large batch over `workers` processes; each builds its own renderer once (fonts and templates)."""
+    Letters are set together: a print batch is one document (print_batch.html), each letter from a new page and
+    counting its own pages, so the stylesheet, the fonts and the PDF's font subsets are made once per document, not
+    once per letter; a letter then costs its layout (~40 ms of CPU) and a share of the writing. A large batch is
+    split into parts of at most `PART_LETTERS` letters (one PDF each), rendered in `workers` processes when there
+    are enough letters; each worker builds its own renderer once (fonts and templates)."""
 
     def __init__(self, directory: Path, workers: int = 1, font_cache: Path | None = None) -> None:
         self.directory = directory
@@ -324,6 +343,7 @@ class LetterRenderer:
             )
 
     def html(self, letter: Letter) -> str:
+        """The letter's own HTML, as it sits in a print batch's document."""
         language = letter.language
         currency = letter.debt.currency
         return self._env.get_template(f"{letter.kind}.html").render(
@@ -341,24 +361,50 @@ class LetterRenderer:
             day=lambda d: long_date(d, language),
         )
 
-    def render(self, letter: Letter) -> RenderedLetter:
-        document = weasyprint.HTML(string=self.html(letter), base_url=self._base_url).render(
+    def render(self, letters: Sequence[Letter], title: str = "letters") -> RenderedDocument:
+        """`letters` in one PDF, in order, each from a new page; where each one landed is read off the laid-out
+        pages (the page that holds the letter's anchor starts it)."""
+        if not letters:
+            raise ValueError("a document needs at least one letter")
+        pieces = [self.html(letter) for letter in letters]
+        source = self._env.get_template("print_batch.html").render(
+            title=title, letters=[markupsafe.Markup(piece) for piece in pieces]
+        )
+        document = weasyprint.HTML(string=source, base_url=self._base_url).render(
             stylesheets=self._css, font_config=self._fonts
         )
-        return RenderedLetter(letter, document.write_pdf(), len(document.pages))
+        starts: dict[str, int] = {}
+        for number, page in enumerate(document.pages, 1):
+            for anchor in page.anchors:
+                if anchor.startswith("letter-"):
+                    starts.setdefault(anchor.removeprefix("letter-"), number)
+        firsts = [starts[letter.letter_id] for letter in letters]
+        ends = [*firsts[1:], len(document.pages) + 1]
+        placed = tuple(
+            PlacedLetter(letter, first, end - first, hashlib.sha256(piece.encode("utf-8")).hexdigest())
+            for letter, piece, first, end in zip(letters, pieces, firsts, ends, strict=True)
+        )
+        return RenderedDocument(document.write_pdf(), placed)
 
     def render_pdf(self, letter: Letter) -> bytes:
-        return self.render(letter).pdf
+        """One letter alone as a PDF (a pre-visit notice, a sample)."""
+        return self.render([letter], letter.letter_id).pdf
 
-    def render_many(self, letters: Sequence[Letter]) -> Iterator[RenderedLetter]:
-        """Every letter, in order, as each is done; in the worker processes when there are enough letters."""
+    def render_parts(self, letters: Sequence[Letter], title: str = "letters") -> Iterator[RenderedDocument]:
+        """Every letter, in order, in parts of at most `PART_LETTERS`; in the worker processes when there are enough
+        letters (then one part per worker for a batch that fits, so both cores work on it)."""
         if self.workers <= 1 or len(letters) < _PER_WORKER_AT_LEAST * self.workers:
-            yield from (self.render(letter) for letter in letters)
+            for chunk in _chunks(letters, PART_LETTERS):
+                yield self.render(chunk, title)
             return
+        size = min(PART_LETTERS, -(-len(letters) // self.workers))
+        chunks = list(_chunks(letters, size))
         try:
-            done = self.pool().map(_render_in_worker, letters, chunksize=max(1, len(letters) // (4 * self.workers)))
-            for letter, (pdf, pages) in zip(letters, done, strict=True):
-                yield RenderedLetter(letter, pdf, pages)
+            done = self.pool().map(_render_in_worker, chunks, [title] * len(chunks))
+            for chunk, (pdf, places) in zip(chunks, done, strict=True):
+                yield RenderedDocument(
+                    pdf, tuple(PlacedLetter(letter, *place) for letter, place in zip(chunk, places, strict=True))
+                )
         except BrokenProcessPool:
             self.close()  # a worker died: the next batch starts a fresh pool
             raise
@@ -380,9 +426,17 @@ class LetterRenderer:
             self._pool = None
 
 
+# A part of a print batch is one PDF: at most this many letters, so that a worker's laid-out pages (all held in
+# memory until the PDF is written) stay a few hundred MB and the print room gets files of a handy size.
+PART_LETTERS: Final = 200
 # Below this many letters per worker, handing them out costs more than it saves.
 _PER_WORKER_AT_LEAST: Final = 8
 _worker: LetterRenderer | None = None
+
+
+def _chunks(letters: Sequence[Letter], size: int) -> Iterator[Sequence[Letter]]:
+    for start in range(0, len(letters), size):
+        yield letters[start : start + size]
 
 
 def _start_worker(directory: Path, font_cache: Path | None) -> None:
@@ -390,10 +444,10 @@ def _start_worker(directory: Path, font_cache: Path | None) -> None:
     _worker = LetterRenderer(directory, font_cache=font_cache)
 
 
-def _render_in_worker(letter: Letter) -> tuple[bytes, int]:
+def _render_in_worker(letters: Sequence[Letter], title: str) -> tuple[bytes, list[tuple[int, int, str]]]:
     assert _worker is not None, "the worker was not started"
-    rendered = _worker.render(letter)
-    return rendered.pdf, rendered.pages
+    rendered = _worker.render(letters, title)
+    return rendered.pdf, [(p.first_page, p.pages, p.html_sha256) for p in rendered.letters]
 
 
 MANIFEST_FIELDS: Final = (
@@ -404,16 +458,18 @@ MANIFEST_FIELDS: Final = (
     "visit_id",
     "debtor_ref",
     "language",
-    "pages",
-    "bytes",
-    "sha256",
     "file",
+    "first_page",
+    "pages",
+    "html_sha256",
+    "file_sha256",
 )
 
 
 @dataclass(frozen=True)
 class ManifestRow:
-    """One printed letter as the print room sees it: no name or address, only the debtor's reference."""
+    """One printed letter as the print room sees it: no name or address, only the debtor's reference; the file and
+    pages it is printed on, with the file's SHA-256 and the SHA-256 of the letter's own HTML."""
 
     letter_id: str
     kind: str
@@ -422,14 +478,15 @@ class ManifestRow:
     visit_id: str | None
     debtor_ref: str
     language: str
-    pages: int
-    bytes: int
-    sha256: str
     file: str
+    first_page: int
+    pages: int
+    html_sha256: str
+    file_sha256: str
 
     @classmethod
-    def of(cls, rendered: RenderedLetter) -> ManifestRow:
-        letter = rendered.letter
+    def of(cls, placed: PlacedLetter, file: str, file_sha256: str) -> ManifestRow:
+        letter = placed.letter
         return cls(
             letter_id=letter.letter_id,
             kind=letter.kind,
@@ -438,17 +495,28 @@ class ManifestRow:
             visit_id=letter.visit.visit_id if isinstance(letter, PreVisitNotice) else None,
             debtor_ref=letter.debtor.ref,
             language=letter.language,
-            pages=rendered.pages,
-            bytes=len(rendered.pdf),
-            sha256=rendered.sha256,
-            file=f"{letter.letter_id}.pdf",
+            file=file,
+            first_page=placed.first_page,
+            pages=placed.pages,
+            html_sha256=placed.html_sha256,
+            file_sha256=file_sha256,
         )
+
+
+@dataclass(frozen=True)
+class PrintFile:
+    file: str
+    letters: int
+    pages: int
+    bytes: int
+    sha256: str
 
 
 @dataclass(frozen=True)
 class PrintedBatch:
     batch_id: str
-    path: Path  # the batch folder: one PDF per letter, manifest.csv and manifest.json
+    path: Path  # the batch folder: the PDFs (letters-001.pdf, …), manifest.csv and manifest.json
+    files: tuple[PrintFile, ...]
     rows: tuple[ManifestRow, ...]
 
 
@@ -474,30 +542,29 @@ class PrintBatch:
             shutil.rmtree(stale, ignore_errors=True)
         partial = Path(tempfile.mkdtemp(prefix=f".{batch_id}.partial-", dir=self.root))
         try:
-            rows = tuple(self._write_letter(partial, rendered) for rendered in self.renderer.render_many(letters))
-            _write_manifest(partial, batch_id, rows)
+            files, rows = [], []
+            for number, part in enumerate(self.renderer.render_parts(letters, batch_id), 1):
+                name = f"letters-{number:03d}.pdf"
+                _write_synced(partial / name, part.pdf)
+                files.append(PrintFile(name, len(part.letters), part.pages, len(part.pdf), part.sha256))
+                rows += [ManifestRow.of(placed, name, part.sha256) for placed in part.letters]
+            _write_manifest(partial, batch_id, files, rows)
             _fsync_dir(partial)
             os.rename(partial, final)
             _fsync_dir(self.root)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
-        return PrintedBatch(batch_id, final, rows)
-
-    @staticmethod
-    def _write_letter(folder: Path, rendered: RenderedLetter) -> ManifestRow:
-        row = ManifestRow.of(rendered)
-        _write_synced(folder / row.file, rendered.pdf)
-        return row
+        return PrintedBatch(batch_id, final, tuple(files), tuple(rows))
 
 
-def _write_manifest(folder: Path, batch_id: str, rows: Sequence[ManifestRow]) -> None:
+def _write_manifest(folder: Path, batch_id: str, files: Sequence[PrintFile], rows: Sequence[ManifestRow]) -> None:
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(asdict(row) for row in rows)
     _write_synced(folder / "manifest.csv", text.getvalue().encode("utf-8"))
-    document = {"batch_id": batch_id, "letters": [asdict(row) for row in rows]}
+    document = {"batch_id": batch_id, "files": [asdict(f) for f in files], "letters": [asdict(row) for row in rows]}
     _write_synced(folder / "manifest.json", json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8"))
 
 
