@@ -220,6 +220,9 @@ def main() -> None:
         out = Path(args.workdir) / f"book-{args.loans}-seed{args.seed}{'-contacts' if args.contacts else ''}"
         generate(args.loans, args.seed, args.contacts, out)
         return
+    from duecourse.adapters.allocator import keep_freed_memory
+
+    keep_freed_memory()  # as the `duecourse` command does at start
     result = run(args)
     if args.json:
         print(json.dumps(result, indent=2))

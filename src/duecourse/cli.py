@@ -14,6 +14,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from duecourse import bootstrap
+from duecourse.adapters.allocator import keep_freed_memory
 from duecourse.cli_calls import calls_app
 from duecourse.cli_compliance import compliance_app, rules_app
 from duecourse.cli_dispatch import dispatch_app
@@ -320,6 +321,7 @@ def demo(
 
 
 def main() -> None:
+    keep_freed_memory()
     try:
         app()
     except DueCourseError as exc:

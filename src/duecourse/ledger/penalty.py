@@ -96,15 +96,23 @@ def pause_intervals(holds: pl.DataFrame, live: pl.DataFrame, d: int) -> pl.DataF
 
 def paused_days(loan_key: Array, first: Array, last: Array, pauses: pl.DataFrame) -> Array:
     """For each (loan, first, last): the loan's paused days within [first, last] (0 when last < first)."""
+    counted = np.zeros(len(loan_key), dtype=np.int64)
     if pauses.is_empty() or len(loan_key) == 0:
-        return np.zeros(len(loan_key), dtype=np.int64)
-    probe = pl.DataFrame({"loan_key": loan_key, "_a": first, "_b": last}).with_row_index("_row")
+        return counted
+    # Few loans have holds: only their rows go through the join (the replay asks for every loan, every pass).
+    paused_keys = np.unique(pauses.get_column("loan_key").to_numpy())
+    at = np.minimum(np.searchsorted(paused_keys, loan_key), paused_keys.size - 1)
+    rows = np.flatnonzero(paused_keys[at] == loan_key)
+    if rows.size == 0:
+        return counted
+    probe = pl.DataFrame({"loan_key": loan_key[rows], "_a": first[rows], "_b": last[rows]}).with_row_index("_row")
     overlap = (
         pl.min_horizontal(pl.col("_b"), pl.col("end")) - pl.max_horizontal(pl.col("_a"), pl.col("start")) + 1
     ).clip(lower_bound=0)
     hits = probe.join(pauses, on="loan_key").group_by("_row").agg(_paused=overlap.cast(pl.Int64).sum())
-    counted = probe.join(hits, on="_row", how="left", maintain_order="left").get_column("_paused").fill_null(0)
-    return counted.to_numpy()
+    found = probe.join(hits, on="_row", how="left", maintain_order="left").get_column("_paused").fill_null(0)
+    counted[rows] = found.to_numpy()
+    return counted
 
 
 def penalty_days(conv: ProductConventions, pauses: pl.DataFrame, loan_key: Array, first: Array, last: Array) -> Array:
