@@ -15,11 +15,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from duecourse.adapters.db.engine import make_engine
 from duecourse.adapters.db.migrate import upgrade
+
+# Property tests judge behaviour, never speed (performance lives in bench/): no per-example deadline and no
+# "too slow" health check, either of which on a
+# loaded CI machine turned a slow example into a spurious failure.
+settings.register_profile("duecourse", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("duecourse")
 
 PG_URL_VAR = "DUECOURSE_TEST_PG_URL"
 SQLITE_ONLY = os.environ.get("DUECOURSE_TEST_SQLITE_ONLY") == "1"
