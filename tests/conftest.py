@@ -23,8 +23,7 @@ from duecourse.adapters.db.engine import make_engine
 from duecourse.adapters.db.migrate import upgrade
 
 # Property tests judge behaviour, never speed (performance lives in bench/): no per-example deadline and no
-# "too slow" health check, either of which on a
-# loaded CI machine turned a slow example into a spurious failure.
+# "too slow" health check, either of which turned a slow example on a loaded CI machine into a failure.
 settings.register_profile("duecourse", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("duecourse")
 
