@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import random
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -27,6 +26,7 @@ import polars as pl
 from sqlalchemy import select
 
 from duecourse.adapters.db import tables as t
+from duecourse.audit.chain import as_utc
 from duecourse.bootstrap import Container
 from duecourse.demo.book import GeneratedBook
 from duecourse.domain.dispatch import Outgoing, Result
@@ -42,7 +42,7 @@ LENDER_TIME = ZoneInfo("Asia/Shanghai")
 AGENTS = ("agent-01", "agent-02")
 CALLS_PER_AGENT = 8
 PLANS_PER_DAY = 1
-TEAM = ("S001", "S002")  # certified field staff of examples/staff.csv
+VISIT_HOURS = (10, 11, 14, 15, 16, 17)  # slot starts a field team offers, local time (daytime: policy/visits.yaml)
 
 
 class SandboxChannel:
@@ -68,6 +68,25 @@ class SandboxChannel:
         pass
 
 
+def field_teams(staff: Path, first: date, last: date) -> tuple[dict[str, tuple[str, ...]], str | None]:
+    """From a staff registry file: for each region, its first two active collectors certified for field visits on
+    every day from `first` to `last` (a team of two: CN.VISIT.STAFF); and one collector whose certification
+    lapsed before `first` (to show what the rules say to a team that names them)."""
+    rows = pl.read_csv(staff, try_parse_dates=True).filter(pl.col("certification") == "field_visit")
+    covered = rows.filter(pl.col("active"), pl.col("issued_on") <= first, pl.col("expires_on") >= last)
+    teams = (
+        covered.select("region", "staff_id")
+        .unique()
+        .sort("region", "staff_id")
+        .group_by("region", maintain_order=True)
+        .agg(pl.col("staff_id").head(2))
+        .filter(pl.col("staff_id").list.len() == 2)
+    )
+    expired = rows.group_by("staff_id").agg(pl.col("expires_on").max()).filter(pl.col("expires_on") < first)
+    lapsed = expired.sort("staff_id").get_column("staff_id").head(1).to_list()
+    return {str(r): tuple(ids) for r, ids in teams.iter_rows()}, (lapsed[0] if lapsed else None)
+
+
 @dataclass
 class DeskDay:
     sent: int = 0
@@ -84,8 +103,12 @@ class Desk:
     book: GeneratedBook
     folder: Path
     seed: int
-    notices: list[dict[str, Any]] = field(default_factory=list)  # visit id, notice PDF, its code
-    refusals: list[str] = field(default_factory=list)  # what the rules said to a visit arranged too early or alone
+    silent: frozenset[str] = frozenset()  # borrower ids of the debtors who do not answer (history.silent)
+    teams: dict[str, tuple[str, ...]] = field(default_factory=dict)  # region -> its certified field team
+    lapsed: str | None = None  # a field collector whose certification has lapsed
+    notices: dict[str, dict[str, str]] = field(default_factory=dict)  # visit id -> its notice PDF and code
+    refusals: list[str] = field(default_factory=list)  # what the rules said to a visit arranged against them
+    visited: list[str] = field(default_factory=list)  # visit ids, in the order they were made
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -95,6 +118,7 @@ class Desk:
         self._loan_ids = dict(self.book.loans.select("loan_id", "borrower_id").iter_rows())  # loan id -> borrower id
 
     def start(self, now: datetime, staff: Path) -> None:
+        """The field staff registry, imported as a lender would (`duecourse visits staff import`)."""
         with self.container.engine.begin() as conn:
             report = sv.import_staff(conn, self.container.cipher, staff, now, "demo", "demo")
         if report.errors:
@@ -131,8 +155,8 @@ class Desk:
                 out.plans[state] = out.plans.get(state, 0) + 1
 
     def _what_happens(self, loan_id: str, amount: int, day: date) -> CallOutcome:
-        """A debtor who will pay soon promises that payment; about one in six never picks up (the cases a door
-        visit is for, once remote contact has failed); the others answer, or not, by chance."""
+        """A debtor who will pay soon promises that payment; the silent ones (about one in six) never pick up (the
+        cases a door visit is for, once remote contact has failed); the others answer, or not, by chance."""
         coming = [
             (d, int(p.filter(pl.col("loan_id") == loan_id).get_column("amount").sum()))
             for d, p in sorted(self.book.daily_payments.items())
@@ -144,7 +168,7 @@ class Desk:
             total = sum(a for _, a in paid)
             return CallOutcome("promise_to_pay", from_minor(min(total, max(amount, 1)), "CNY"), when)
         roll = self._rng.random()
-        if zlib.crc32(loan_id.encode()) % 6 == 0:
+        if self._loan_ids[loan_id] in self.silent:
             return CallOutcome("no_answer" if roll < 0.7 else "voicemail")
         if roll < 0.20 and amount > 0:  # a promise that will not be kept
             part = Decimal(max(amount // 3, 100)) / 100
@@ -195,46 +219,93 @@ class Desk:
     # --- door visits --------------------------------------------------------------------------------------
 
     def _move_visits(self, day: date, out: DeskDay) -> None:
+        """Each visit one step a day, as a field office would: the notice the day it is planned, its delivery the
+        next day, the slot once delivered, the visit on its day."""
         c, deps = self.container, self.container.visit_deps
         v = t.visit
         with c.engine.connect() as conn:
-            visits = conn.execute(select(v.c.visit_id, v.c.status, v.c.window_start)).all()
-        for visit_id, status, window_start in visits:
-            now = datetime.combine(day, time(9), LENDER_TIME).astimezone(UTC)
-            if status == "notice_delivered" and not self.refusals:
-                self._try_too_soon_and_alone(visit_id, day, now)  # each in its own transaction, rolled back
-            try:
-                with c.engine.begin() as conn:
-                    if status == "planned":
-                        pdf, code = sv.issue_notice(conn, deps, visit_id, TEAM, now, c.letters.write_pre_visit_notice,
-                                                    "demo", "demo")  # fmt: skip
-                        self.notices.append({"visit_id": visit_id, "pdf": str(pdf), "code": code})
-                        step = "notice issued"
-                    elif status == "notice_issued":
-                        sv.record_delivery(conn, visit_id, now, "registered_post", now, "demo", "demo")
-                        step = "notice delivered"
-                    elif status == "notice_delivered":
-                        start = datetime.combine(max(day, window_start), time(10), LENDER_TIME)
-                        sv.schedule(conn, deps, visit_id, TEAM, start, now, "demo", "demo")
-                        step = "scheduled"
-                    elif status == "scheduled":
-                        step = self._visit_today(conn, visit_id, day)
-                    else:
-                        continue
-            except DueCourseError as exc:
-                step = f"waiting: {str(exc)[:60]}"
+            visits = conn.execute(
+                select(v.c.visit_id, v.c.status, v.c.window_start, v.c.window_end, v.c.office_id).order_by(v.c.visit_id)
+            ).all()
+        offices = {o.office_id: o.region for o in deps.policy.offices}
+        now = datetime.combine(day, time(16), LENDER_TIME).astimezone(UTC)  # the field office's afternoon round
+        for visit_id, status, window_start, window_end, office_id in visits:
+            team = self.teams.get(offices.get(office_id, ""))
+            if status in ("planned", "notice_delivered") and team is None:
+                step = f"waiting: no certified field team in {offices.get(office_id, office_id)}"
+            elif status == "notice_delivered":
+                if not self.refusals:
+                    self._try_against_the_rules(visit_id, day, now, team or ())
+                step = self._schedule(visit_id, team or (), max(day, window_start), window_end, now)
+            else:
+                try:
+                    with c.engine.begin() as conn:
+                        if status == "planned":
+                            pdf, code = sv.issue_notice(conn, deps, visit_id, team or (), now,
+                                                        c.letters.write_pre_visit_notice, "demo", "demo")  # fmt: skip
+                            self.notices[visit_id] = {"pdf": str(pdf), "code": code}
+                            step = "notice issued"
+                        elif status == "notice_issued":
+                            sv.record_delivery(conn, visit_id, now, "registered_post", now, "demo", "demo")
+                            step = "notice delivered"
+                        elif status == "scheduled":
+                            step = self._visit_today(conn, visit_id, day)
+                        else:
+                            continue
+                except DueCourseError as exc:
+                    step = f"waiting: {str(exc)[:60]}"
             out.visits[step] = out.visits.get(step, 0) + 1
 
-    def _try_too_soon_and_alone(self, visit_id: str, day: date, now: datetime) -> None:
-        """What a team leader would hear trying to go the day after the notice arrived, or alone."""
+    def _schedule(self, visit_id: str, team: Sequence[str], first: date, last: date, now: datetime) -> str:
+        """The first free hour of the team from `first` on; a day the rules refuse (a weekend, a holiday, the team's
+        day full) moves it to the next one, at most a working week ahead in one go."""
         c = self.container
-        tomorrow = datetime.combine(day + timedelta(days=1), time(10), LENDER_TIME)
-        for staff in (TEAM, TEAM[:1]):
+        a, tm, s = t.visit, t.visit_team, t.staff
+        with c.engine.connect() as conn:
+            taken = {
+                as_utc(r).astimezone(LENDER_TIME).replace(tzinfo=None)
+                for r in conn.execute(
+                    select(a.c.scheduled_start)
+                    .select_from(a.join(tm, tm.c.visit_key == a.c.visit_key).join(s, s.c.staff_key == tm.c.staff_key))
+                    .where(s.c.staff_id.in_(list(team)), a.c.scheduled_start.is_not(None))
+                ).scalars()
+            }
+        why = "no free slot in the notice window"
+        for offset in range(min(7, (last - first).days + 1)):
+            day = first + timedelta(days=offset)
+            free = [h for h in VISIT_HOURS if datetime.combine(day, time(h)) not in taken]
+            if not free:
+                continue
+            start = datetime.combine(day, time(free[0]), LENDER_TIME)
             try:
                 with c.engine.begin() as conn:
-                    sv.schedule(conn, c.visit_deps, visit_id, staff, tomorrow, now, "demo", "demo")
+                    sv.schedule(conn, c.visit_deps, visit_id, team, start, now, "demo", "demo")
+                return "scheduled"
             except DueCourseError as exc:
-                self.refusals.append(f"{len(staff)} staff, {tomorrow:%Y-%m-%d %H:%M}: {exc}")
+                why = str(exc)
+        return f"waiting: {why[:60]}"
+
+    def _try_against_the_rules(self, visit_id: str, day: date, now: datetime, team: Sequence[str]) -> None:
+        """What a team leader hears trying to go the day after the notice arrived, alone, or with a colleague whose
+        certification has lapsed (each attempt in its own transaction, rolled back by the refusal)."""
+        c = self.container
+        tomorrow = datetime.combine(day + timedelta(days=1), time(10), LENDER_TIME)
+        with c.engine.connect() as conn:
+            window_start = conn.execute(
+                select(t.visit.c.window_start).where(t.visit.c.visit_id == visit_id)
+            ).scalar_one()
+        in_window = datetime.combine(window_start, time(10), LENDER_TIME)
+        lapsed = [(team[0], self.lapsed)] if self.lapsed else []
+        for staff, start, what in [
+            (tuple(team), tomorrow, "before the notice lead time"),
+            (tuple(team[:1]), in_window, "alone"),
+            *[(tuple(pair), in_window, f"with {pair[1]}, whose certification lapsed") for pair in lapsed],
+        ]:
+            try:
+                with c.engine.begin() as conn:
+                    sv.schedule(conn, c.visit_deps, visit_id, staff, start, now, "demo", "demo")
+            except DueCourseError as exc:
+                self.refusals.append(f"{what} ({', '.join(staff)}, {start:%Y-%m-%d %H:%M}): {exc}")
                 continue
             raise DueCourseError(f"visit {visit_id} was scheduled against the rules")  # never: the rules forbid it
 
@@ -248,18 +319,25 @@ class Desk:
             )  # fmt: skip
 
     def _visit_today(self, conn: Any, visit_id: str, day: date) -> str:
+        """On its day the team checks in at the debtor's door (its coordinates, a few metres off), records, checks
+        out and reports: the debtor, met at last, asks for a repayment plan."""
         deps = self.container.visit_deps
-        row = conn.execute(select(t.visit.c.scheduled_start).where(t.visit.c.visit_id == visit_id)).one()
-        start = row.scheduled_start.replace(tzinfo=UTC) if row.scheduled_start.tzinfo is None else row.scheduled_start
+        v, cp = t.visit, t.contact_point
+        row = conn.execute(
+            select(v.c.scheduled_start, cp.c.latitude, cp.c.longitude)
+            .join(cp, cp.c.contact_key == v.c.contact_key)
+            .where(v.c.visit_id == visit_id)
+        ).one()
+        start = as_utc(row.scheduled_start)
         if start.astimezone(LENDER_TIME).date() != day:
             return "scheduled"
-        office = deps.policy.offices[0]
+        lat, lon = row.latitude + 0.0001, row.longitude  # about 11 m north: a GPS fix on the landing
         at = start + timedelta(minutes=5)
-        sv.check_in(conn, deps, visit_id, at, office.latitude, office.longitude, identification_shown=True,
-                    recording=True, now=at, actor="demo", origin="demo")  # fmt: skip
+        sv.check_in(conn, deps, visit_id, at, lat, lon, identification_shown=True, recording=True, now=at,
+                    actor="demo", origin="demo")  # fmt: skip
         sv.add_evidence(conn, deps, visit_id, f"recording of {visit_id}".encode(), "text/plain", at, "demo", "demo")
-        sv.check_out(conn, visit_id, at + timedelta(minutes=40), office.latitude, office.longitude,
-                     at + timedelta(minutes=40), "demo", "demo")  # fmt: skip
+        sv.check_out(conn, visit_id, at + timedelta(minutes=40), lat, lon, at + timedelta(minutes=40), "demo", "demo")
         report = sv.OutcomeReport(met_debtor=True, plan_requested=True, notes="agreed to call the hotline for a plan")
         sv.report_outcome(conn, deps, visit_id, report, at + timedelta(minutes=45), "demo", "demo")
+        self.visited.append(visit_id)
         return "visited"

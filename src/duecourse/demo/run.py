@@ -23,10 +23,14 @@ from rich.table import Table
 from sqlalchemy import Engine, func, make_url, select, text
 
 from duecourse.adapters.db import tables as t
+from duecourse.audit.chain import as_utc
+from duecourse.audit.log import verify
 from duecourse.bootstrap import Container
+from duecourse.demo import history
 from duecourse.demo.book import GeneratedBook, generate_book, load_roll_rates, write_book, write_table
 from duecourse.demo.desk import AGENTS as AGENTS_SHOWN
-from duecourse.demo.desk import Desk, DeskDay
+from duecourse.demo.desk import Desk, DeskDay, field_teams
+from duecourse.demo.history import migrate
 from duecourse.domain.errors import DueCourseError
 from duecourse.domain.money import format_money
 from duecourse.domain.verification import display
@@ -71,6 +75,10 @@ class DemoResult:
     summaries: list[CycleSummary] = field(default_factory=list)  # baseline first
     desk: list[DeskDay] = field(default_factory=list)  # what the desk did each simulated day
     look_at: dict[str, str] = field(default_factory=dict)  # why -> loan id
+    visited: list[str] = field(default_factory=list)  # door visits made, in order
+    notices: dict[str, dict[str, str]] = field(default_factory=dict)  # visit id -> its notice PDF and code
+    refusals: list[str] = field(default_factory=list)  # what the rules said to visits arranged against them
+    audit: tuple[int, tuple[int, str] | None] = (0, None)  # entries checked, first break (audit.log.verify)
 
 
 def run_demo(
@@ -99,9 +107,12 @@ def run_demo(
     demo_dir = container.settings.data_dir / "demo"
     database = _fresh_database(container, allow_existing_database, force)
 
+    staff = container.settings.policy_path.parent / "examples" / "staff.csv"
+    teams, lapsed = field_teams(staff, as_of, start + timedelta(days=days + 30))
     with out.status(f"Generating {n_borrowers:,} borrowers as of {as_of} (seed {seed}) ..."):
         began = time.perf_counter()
-        book = generate_book(n_borrowers, as_of, seed, days_ahead=days)
+        migrated = migrate(generate_book(n_borrowers, as_of, seed, days_ahead=days), frozenset(teams), seed)
+        book = migrated.book
         shutil.rmtree(demo_dir, ignore_errors=True)
         book_dir = write_book(book, demo_dir / "book", fmt)
     out.print(
@@ -123,6 +134,14 @@ def run_demo(
         f"Imported {report.accepted:,} rows ({report.rejected:,} rejected) in {time.perf_counter() - began:.1f} s"
         + (f"; rejects in {report.rejects_path}" if report.rejects_path else "")
     )
+    with engine.begin() as conn:
+        calls = history.record(conn, migrated.history, _evening(as_of, minute=35))
+    out.print(
+        f"With the book came the previous system's contact history: {calls:,} calls over the last 30 days to the "
+        f"{migrated.history.get_column('loan_id').n_unique():,} accounts in collections, "
+        f"{migrated.history.filter(pl.col('outcome') != 'conversation').height:,} of them unanswered; "
+        f"{migrated.deep.height} silent accounts stopped paying 70-95 days ago (door-visit cases)."
+    )
 
     result = DemoResult(database, book_dir, as_of, start + timedelta(days=days - 1), book.loans.height)
     out.print()
@@ -134,8 +153,8 @@ def run_demo(
     out.print(_HEADER)
     result.baseline = _one_day(container, engine, book, as_of, demo_dir, rejects_dir, fmt, result)
     out.print(_format_line(result.baseline))
-    desk = Desk(container, book, demo_dir, seed)
-    desk.start(_evening(as_of), container.settings.policy_path.parent / "examples" / "staff.csv")
+    desk = Desk(container, book, demo_dir, seed, migrated.silent, teams, lapsed)
+    desk.start(_evening(as_of), staff)
     for offset in range(days):
         day = start + timedelta(days=offset)
         result.days.append(_one_day(container, engine, book, day, demo_dir, rejects_dir, fmt, result))
@@ -149,8 +168,18 @@ def run_demo(
         f"the cycle over {book.loans.height:,} loans)."
     )
     result.look_at = _interesting_loans(engine, book, result.first_day, result.last_day)
+    result.visited, result.notices, result.refusals = desk.visited, desk.notices, desk.refusals
     _final_summary(out, engine, result, container)
     _desk_summary(out, engine, result, container, desk)
+    with engine.connect() as conn:
+        result.audit = verify(conn)
+    count, broken = result.audit
+    out.print()
+    out.print(
+        f"[green]audit chain verified: {count:,} entries, intact[/green] (what `duecourse audit verify` checks)"
+        if broken is None
+        else f"[red]audit chain BROKEN at entry {broken[0]}: {broken[1]}[/red]"
+    )
     return result
 
 
@@ -468,16 +497,64 @@ def _desk_summary(out: Console, engine: Engine, result: DemoResult, container: C
     out.print(f"Calls made by {len(AGENTS_SHOWN)} agents: {total('calls')}")
     out.print(f"Promises to pay: {dict(sorted(promises.items()))} (judged by the daily cycle on the cash that came in)")
     out.print(f"Repayment plans: offered and decided {total('plans')}; on the books now {dict(sorted(plans.items()))}")
-    out.print(f"Door visits: {total('visits') or 'none reached a visit this month'}")
-    for refusal in desk.refusals:
-        out.print(f"  refused: {refusal}")
-    for notice in desk.notices[:1]:
+    out.print(f"Door visits, steps taken over the month: {total('visits') or 'none'}")
+    _visit_journey(out, engine, container, desk, result.last_day)
+
+
+def _visit_journey(out: Console, engine: Engine, container: Container, desk: Desk, last_day: date) -> None:
+    """One door visit from the cycle's proposal to its reported outcome, as the audit trail records it."""
+    made = desk.visited or list(desk.notices)
+    if not made:
+        out.print("  no visit reached its notice this month")
+        return
+    visit_id = made[0]
+    v, a, ln, e = t.visit, t.proposed_action, t.loan, t.audit_entry
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(v.c.status, v.c.eligibility, v.c.office_id, ln.c.loan_id, a.c.as_of, a.c.step, a.c.compliance_status)
+            .join(a, a.c.action_key == v.c.action_key)
+            .join(ln, ln.c.loan_key == v.c.loan_key)
+            .where(v.c.visit_id == visit_id)
+        ).one()
+        steps = conn.execute(
+            select(e.c.at, e.c.action, e.c.reason)
+            .where(e.c.entity == "visit", e.c.entity_id == visit_id)
+            .order_by(e.c.seq)
+        ).all()
+    why = row.eligibility
+    out.print(
+        f"  The journey of visit [bold]{visit_id}[/bold] (loan {row.loan_id}: {why['days_past_due']} days past due, "
+        f"{format_money(int(why['balance']), why['currency'])} overdue; {why['failed_attempts']} failed calls in the "
+        f"last 30 days and no conversation; a visit from {row.office_id} costs {format_money(int(why['cost']), 'CNY')}"
+        f", expected to bring back {format_money(int(why['expected_recovery']), 'CNY')}):"
+    )
+    out.print(
+        f"    {row.as_of}        the cycle proposed it (ladder step {row.step}, compliance: {row.compliance_status})"
+    )
+    for at, action, reason in steps:
+        when = as_utc(at).astimezone(LENDER_TIME)
+        out.print(f"    {when:%Y-%m-%d %H:%M}  {action.removeprefix('visit.')}: {reason}")
+    notice = desk.notices.get(visit_id)
+    if notice is not None:
         code = display(notice["code"])
-        out.print(f"  the pre-visit notice for {notice['visit_id']} (Chinese, with a QR code): {notice['pdf']}")
-        answer = desk.verify(code, _evening(result.last_day))
+        out.print(f"  Its pre-visit notice (Chinese, with a QR code to /verify): {notice['pdf']}")
+        at_door = as_utc(steps[-1].at) if visit_id in desk.visited else _evening(last_day)
+        answer = desk.verify(code, at_door)
         team = ", ".join(f"{name} ({badge})" for name, badge in answer.visit_team)
         out.print(
-            f"  its code {code}, checked as a debtor would at {container.settings.public_url}/verify?code={code}: "
-            f"{answer.status}, {answer.lender}, {answer.purpose} by {answer.channel}; the visitors: {team}"
+            f"  Its code {code}, checked as the debtor would at the door ({container.settings.public_url}/verify?code="
+            f"{code}): [bold]{answer.status}[/bold], {answer.lender}, {answer.purpose} by {answer.channel}; the "
+            f"visitors: {team}. It expires after the visit window: a made-up or expired code says not genuine, do "
+            "not pay."
         )
-        out.print("  (serve that page with `duecourse web serve`; a made-up code there says: not genuine, do not pay)")
+    for refusal in desk.refusals:
+        out.print(f"  Refused, {refusal}")
+    home = container.settings.data_dir
+    prefix = "" if home == Path("var").resolve() else f"DUECOURSE_HOME={home} "
+    out.print("  Where to look next:")
+    out.print(f"    {prefix}duecourse visits show {visit_id}   # its team, slot, check-in, evidence and outcome")
+    if notice is not None:
+        out.print(f"    pdftotext {notice['pdf']} -   # the notice's text; or open the PDF")
+        url = f"{container.settings.public_url}/verify?code={display(notice['code'])}"
+        out.print(f"    {prefix}duecourse web serve   # then open {url}")
+    out.print(f"    {prefix}duecourse audit verify   # every step above is in the hash-chained audit log")

@@ -1,8 +1,10 @@
-"""`run_demo` end to end on a small book: a fresh SQLite file, every day imported and cycled, a useful summary."""
+"""`run_demo` end to end on a small book: a fresh SQLite file, every day imported and cycled, a door visit from the
+cycle's proposal to its reported outcome, a useful summary."""
 
 from __future__ import annotations
 
 import io
+import subprocess
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -10,14 +12,17 @@ import pytest
 from rich.console import Console
 from sqlalchemy import func, select, text
 
+from duecourse.adapters.channels.letters import letter_face
 from duecourse.adapters.db import tables as t
+from duecourse.audit.log import verify
 from duecourse.bootstrap import Container
 from duecourse.demo.run import DemoError, DemoResult, run_demo
+from duecourse.domain.verification import display
 from duecourse.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 START = date(2026, 11, 1)
-DAYS = 6
+DAYS = 12  # a visit planned on the first day is made on the 11th: notice, posting and 7 days' lead time
 
 
 def _container(home: Path, url: str | None = None) -> Container:
@@ -34,8 +39,12 @@ def _container(home: Path, url: str | None = None) -> Container:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Container, DemoResult, str]:
+def demo(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> tuple[Container, DemoResult, str]:
     home = tmp_path_factory.mktemp("demo-home")
+    # The letters' cut font is made once (a minute of CPU) and kept in pytest's cache, as data_dir/fonts keeps it.
+    fonts = request.config.cache.mkdir("letter-face") if request.config.cache else tmp_path_factory.mktemp("fonts")
+    letter_face(fonts)
+    (home / "fonts").symlink_to(fonts, target_is_directory=True)
     container = _container(home)
     buf = io.StringIO()
     result = run_demo(container, n_borrowers=800, days=DAYS, start=START, out=Console(file=buf, width=200), seed=3)
@@ -90,6 +99,80 @@ def test_the_desk_reaches_debtors_and_the_cycle_judges_what_they_promised(
     assert promises.get("kept", 0) > 0 and promises.get("broken", 0) > 0
     assert {"promise.kept", "promise.broken", "call.queued"} <= audited
     assert "Reaching the debtors" in output and "Promises to pay" in output
+
+
+def test_a_door_visit_goes_from_the_cycle_to_its_reported_outcome(demo: tuple[Container, DemoResult, str]) -> None:
+    container, result, printed = demo
+    assert result.visited, "no door visit was made"
+    visit_id = result.visited[0]
+    v, a, e = t.visit, t.proposed_action, t.audit_entry
+    with container.engine.connect() as conn:
+        visit = conn.execute(select(v).where(v.c.visit_id == visit_id)).one()
+        proposal = conn.execute(select(a).where(a.c.action_key == visit.action_key)).one()
+        steps = conn.execute(
+            select(e.c.action).where(e.c.entity == "visit", e.c.entity_id == visit_id).order_by(e.c.seq)
+        ).scalars()
+        team = conn.execute(
+            select(func.count()).select_from(t.visit_team).where(t.visit_team.c.visit_key == visit.visit_key)
+        ).scalar_one()
+        history = (
+            conn.execute(
+                select(t.contact_event.c.outcome).where(
+                    t.contact_event.c.borrower_key == visit.borrower_key, t.contact_event.c.agent == "migrated"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        checked, broken = verify(conn)
+    # the cycle proposed it, allowed, because remote contact had failed (the migrated history) and nobody talked
+    assert proposal.step == "door_visit_candidate" and proposal.compliance_status == "allowed"
+    assert len(history) >= 3 and "conversation" not in history
+    assert visit.eligibility["failed_attempts"] >= 3 and visit.eligibility["conversations"] == 0
+    assert [s.removeprefix("visit.") for s in steps if s != "visit.evidence_added"] == [
+        "planned", "notice_issued", "notice_delivered", "scheduled", "checked_in", "checked_out", "reported",
+    ]  # fmt: skip
+    assert visit.status == "reported" and visit.outcome["met_debtor"] and visit.outcome["plan_requested"]
+    assert team == 2
+    lead = visit.scheduled_start.replace(tzinfo=None) - visit.notice_delivered_at.replace(tzinfo=None)
+    assert lead >= timedelta(days=7)
+    # before the lead time, alone, or with a collector whose certification lapsed: refused, naming the rule
+    refused = " ".join(result.refusals)
+    assert "HOUSE.VISIT.NOTICE" in refused and "CN.VISIT.STAFF" in refused and "HOUSE.VISIT.CERTIFIED" in refused
+    assert broken is None and checked == result.audit[0] and result.audit[1] is None
+    words = " ".join(printed.split())  # the console wraps long lines
+    assert "audit chain verified" in words and f"The journey of visit {visit_id}" in words
+    for step in ("planned", "notice_issued", "notice_delivered", "scheduled", "checked_in", "checked_out", "reported"):
+        assert f" {step}: " in words
+    assert f"duecourse visits show {visit_id}" in words
+
+
+def test_the_notice_reads_back_in_chinese_and_its_qr_code_opens_verify(
+    demo: tuple[Container, DemoResult, str], tmp_path: Path
+) -> None:
+    container, result, printed = demo
+    notice = result.notices[result.visited[0]]
+    pdf = Path(notice["pdf"])
+    words = " ".join(printed.split())  # the console wraps long lines
+    assert pdf.exists() and str(pdf) in words
+    text = subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+    code = display(notice["code"])
+    assert result.visited[0] in text and code in text
+    with container.engine.connect() as conn:
+        name = conn.execute(
+            select(t.borrower.c.name_enc)
+            .join(t.visit, t.visit.c.borrower_key == t.borrower.c.borrower_key)
+            .where(t.visit.c.visit_id == result.visited[0])
+        ).scalar_one()
+    debtor = container.cipher.decrypt(name, "borrower.name_enc")
+    assert "上门拜访前书面通知" in text and f"尊敬的{debtor}" in text and container.messages.lender.name["zh"] in text
+    subprocess.run(["pdftoppm", "-r", "150", "-png", str(pdf), str(tmp_path / "page")], check=True)
+    decoded: list[str] = []
+    for page in sorted(tmp_path.glob("page*.png")):
+        found = subprocess.run(["zbarimg", "--raw", "-q", str(page)], capture_output=True, text=True)
+        decoded += found.stdout.split() if found.returncode == 0 else []  # 4: no code on this page
+    assert decoded == [f"{container.settings.public_url}/verify?code={code}"]
+    assert f"{code}): genuine" in words
 
 
 def test_the_summary_says_where_to_look_next(demo: tuple[Container, DemoResult, str]) -> None:
