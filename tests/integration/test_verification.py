@@ -227,7 +227,7 @@ def test_identity_proof_is_needed_for_the_amount_owed(home: Home) -> None:
     assert right.genuine and right.identity_proven and right.result == "genuine"
     assert [a["failed"] for a in _attempts(home)] == [True, True, False], "a wrong proof counts against the client"
     owed = amounts_owed(home.container.engine, home.borrower_key, right.loan_key, NOW.date())
-    frames = load_book(home.container.engine, NOW.date(), loan_key=home.loan_key)
+    frames = load_book(home.container.engine, NOW.date(), [home.loan_key])
     state = ledger_state(
         frames.loans, frames.instalments, frames.payments, frames.holds, frames.conventions, NOW.date()
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 
@@ -31,19 +32,21 @@ def load_conventions(engine: Engine) -> dict[str, ProductConventions]:
     return {code: ProductConventions.from_dict(conv) for code, conv in rows}
 
 
-def _where_loan(loan_key: int | None, column: str = "loan_key") -> str:
-    return "" if loan_key is None else f" WHERE {column} = {int(loan_key)}"
-
-
-def load_book(engine: Engine, as_of: date, loan_key: int | None = None) -> BookFrames:
-    """All events with a value date on or before `as_of` (later ones cannot affect the state as of it).
+def load_book(engine: Engine, as_of: date, loan_keys: Collection[int] | None = None) -> BookFrames:
+    """All events with a value date on or before `as_of` (later ones cannot affect the state as of it), of the
+    whole book or of `loan_keys` only (with their borrowers, and the holds on those borrowers).
 
     Payments come back in (loan, value date) order, the order the ledger works in, so it need not sort them.
     (Reading the tables side by side on two connections was tried: the SQLite reads did not overlap and
     used more CPU, so they run one after the other.)
     """
     d = as_of.isoformat()
-    loan_filter = _where_loan(loan_key)
+    # Keys are integers (formatted by int()), so the IN list cannot carry SQL.
+    within = None if loan_keys is None else "(" + ",".join(str(int(k)) for k in sorted(set(loan_keys))) + ")"
+    if within == "()":
+        within = "(NULL)"
+    loan_filter = "" if within is None else f" WHERE loan_key IN {within}"
+    borrowers_of = f"(SELECT borrower_key FROM loan WHERE loan_key IN {within})"
     loans = read_frame(
         engine,
         "SELECT loan_key, loan_id, borrower_key, product, currency, principal, annual_rate, penalty_rate, term,"
@@ -53,30 +56,23 @@ def load_book(engine: Engine, as_of: date, loan_key: int | None = None) -> BookF
     instalments = read_frame(
         engine, f"SELECT loan_key, seq, due_date, principal, interest, fee FROM instalment{loan_filter}", f.INSTALMENTS
     )
-    pay_filter = f" WHERE value_date <= '{d}'" + ("" if loan_key is None else f" AND loan_key = {int(loan_key)}")
+    pay_filter = f" WHERE value_date <= '{d}'" + ("" if within is None else f" AND loan_key IN {within}")
     payments = read_frame(
         engine,
         f"SELECT payment_key, loan_key, value_date, amount, reverses_payment_key FROM payment{pay_filter}",
         f.PAYMENTS,
     ).sort("loan_key", "value_date", "payment_key")
-    instalments, payments = _with_plans(engine, instalments, payments, as_of, loan_key)
+    instalments, payments = _with_plans(engine, instalments, payments, as_of, within)
     hold_filter = f" WHERE start_date <= '{d}'"
-    if loan_key is not None:
-        hold_filter += (
-            f" AND (loan_key = {int(loan_key)} OR (loan_key IS NULL AND borrower_key ="
-            f" (SELECT borrower_key FROM loan WHERE loan_key = {int(loan_key)})))"
-        )
+    if within is not None:
+        hold_filter += f" AND (loan_key IN {within} OR (loan_key IS NULL AND borrower_key IN {borrowers_of}))"
     holds = read_frame(
         engine,
         "SELECT hold_key, borrower_key, loan_key, kind, start_date, end_date, pauses_clock, pauses_outreach"
         f" FROM hold{hold_filter}",
         f.HOLDS,
     )
-    borrower_filter = (
-        ""
-        if loan_key is None
-        else f" WHERE borrower_key = (SELECT borrower_key FROM loan WHERE loan_key = {int(loan_key)})"
-    )
+    borrower_filter = "" if within is None else f" WHERE borrower_key IN {borrowers_of}"
     raw_borrowers = read_frame(
         engine,
         f"SELECT borrower_key, borrower_id, language, birth_date, flags FROM borrower{borrower_filter}",
@@ -99,11 +95,11 @@ def load_book(engine: Engine, as_of: date, loan_key: int | None = None) -> BookF
 
 
 def _with_plans(
-    engine: Engine, instalments: pl.DataFrame, payments: pl.DataFrame, as_of: date, loan_key: int | None
+    engine: Engine, instalments: pl.DataFrame, payments: pl.DataFrame, as_of: date, within: str | None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Accepted repayment plans effective by `as_of` supersede the schedules they restructure (ledger/plans.py)."""
     accepted = f"effective_date IS NOT NULL AND effective_date <= '{as_of.isoformat()}'" + (
-        "" if loan_key is None else f" AND loan_key = {int(loan_key)}"
+        "" if within is None else f" AND loan_key IN {within}"
     )
     plans = read_frame(
         engine, f"SELECT plan_key, loan_key, effective_date, credit_amount FROM repayment_plan WHERE {accepted}", PLANS

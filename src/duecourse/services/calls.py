@@ -344,7 +344,7 @@ def _phone(conn: Connection, borrower_key: int) -> Any:
 
 def _facts(engine: Engine, task: Any, day: date) -> pl.DataFrame:
     """The one call as the gate expects a cycle proposal joined with its facts (services/cycle.py `loan_facts`)."""
-    book = load_book(engine, day, task.loan_key)
+    book = load_book(engine, day, [task.loan_key])
     state = ledger_state(book.loans, book.instalments, book.payments, book.holds, book.conventions, day)
     return loan_facts(book, state, day).with_columns(
         channel=pl.lit("call"),

@@ -375,9 +375,7 @@ class Dispatcher:
         """
         planned: date = claimed.get_column("planned_on").max()  # type: ignore[assignment]
         as_of = max(now.date(), planned)
-        keys = claimed.get_column("loan_key").unique()
-        book = load_book(self.engine, as_of)
-        book = replace(book, loans=book.loans.filter(pl.col("loan_key").is_in(keys.implode())))
+        book = load_book(self.engine, as_of, claimed.get_column("loan_key").unique().to_list())
         state = ledger_state(book.loans, book.instalments, book.payments, book.holds, book.conventions, as_of)
         facts = loan_facts(book, state, as_of).select(SEND_TIME_FACTS)
         frame = claimed.join(facts, on="loan_key", how="left")

@@ -75,7 +75,7 @@ def plan_effect(
 
 
 def _on(engine: Engine, loan_key: int, day: date) -> tuple[BookFrames, dict[str, Any], dict[str, Any]]:
-    book = load_book(engine, day, loan_key)
+    book = load_book(engine, day, [loan_key])
     args = (book.loans, book.instalments, book.payments, book.holds, book.conventions, day)
     state = ledger_state(*args)
     if state.is_empty():

@@ -24,7 +24,7 @@ def loan_state(engine: Engine, loan_id: str, as_of: date) -> dict[str, Any]:
         key = conn.execute(select(t.loan.c.loan_key).where(t.loan.c.loan_id == loan_id)).scalar()
     if key is None:
         raise NotFoundError(f"no loan with id {loan_id!r}")
-    book = load_book(engine, as_of, loan_key=int(key))
+    book = load_book(engine, as_of, [int(key)])
     loan = book.loans.row(0, named=True)
     cur = loan["currency"]
     state = ledger_state(book.loans, book.instalments, book.payments, book.holds, book.conventions, as_of)

@@ -424,7 +424,7 @@ def amounts_owed(engine: Engine, borrower_key: int, loan_key: int | None, as_of:
         keys = [loan_key] if loan_key is not None else list(conn.execute(q).scalars())
     owed = []
     for key in keys:  # one borrower's few loans, one at a time: this is a page, not a batch path
-        book = load_book(engine, as_of, loan_key=key)
+        book = load_book(engine, as_of, [key])
         state = ledger_state(book.loans, book.instalments, book.payments, book.holds, book.conventions, as_of)
         if state.height == 0:
             continue
