@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes
+from email.header import decode_header, make_header
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -482,7 +483,9 @@ def test_email_is_sent_over_smtp_once_with_its_message_id_and_code(world: World,
         body = mail.get_payload(decode=True).decode("utf-8")  # type: ignore[union-attr]
         [shown] = CODE.findall(body)
         assert world.signer.is_signed(canonical(shown) or "")
-        assert mail["From"] == "collections@example.com" and "L0" in str(mail["Subject"])
+        subject = str(make_header(decode_header(mail["Subject"])))
+        assert mail["From"] == "collections@example.com" and "L0" in subject
+        assert mail["Content-Type"] == 'text/plain; charset="utf-8"' and mail["Content-Language"] in ("zh", "en")
     assert world.dispatcher({"email": mailer}).run(NOW + timedelta(hours=1)).total("sent") == 0
     assert len(handler.mails) == len(sent)
 
@@ -569,3 +572,22 @@ def test_call_actions_become_agent_tasks_once_and_a_refused_hand_off_is_cancelle
     assert sorted(tasks) == sorted(a.action_key for a in calls if a.action_key != refused_key)
     assert world.dispatcher({}).run(NOW + timedelta(hours=1)).total("handed_off") == 0
     verify_ok(world)
+
+
+def test_smtp_text_round_trips_and_a_header_breaking_address_is_refused(inbox: tuple[_Inbox, str]) -> None:
+    handler, url = inbox
+    subject = "示例消费金融 还款提醒：贷款 L000123 已逾期十二天，应还金额人民币一千二百三十四元五角六分 " * 2
+    text = "尊敬的客户：\n您的贷款已逾期。核验码 ABCD-EFGH-JKMN-PQRS。\nDear customer: your loan is overdue.\n"
+    results = SmtpMailer(url, "collections@example.com").send(
+        [
+            Outgoing("m-1", "debtor@example.com", text, subject, "zh"),
+            Outgoing("m-2", "debtor@example.com\r\nBcc: thief@example.net", text, subject, "zh"),
+        ]
+    )
+    assert [(r.message_id, r.status) for r in results] == [("m-1", "sent"), ("m-2", "failed")]
+    [mail] = handler.mails
+    assert str(make_header(decode_header(mail["Subject"]))) == subject  # folded over lines, read back whole
+    assert mail.get_payload(decode=True).decode("utf-8").replace("\r\n", "\n") == text  # type: ignore[union-attr]
+    assert mail["To"] == "debtor@example.com" and mail["Bcc"] is None
+    with pytest.raises(ValueError, match="plain address"):
+        SmtpMailer(url, "Collections <collections@example.com>")

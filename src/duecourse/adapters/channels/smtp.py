@@ -8,10 +8,11 @@ wire leaves it in doubt (the server may have taken it), so it is never resent au
 
 from __future__ import annotations
 
+import base64
 import smtplib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.header import Header
 from email.utils import formatdate
 from typing import Final
 from urllib.parse import unquote, urlsplit
@@ -19,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 from duecourse.domain.dispatch import Outgoing, Result, Status
 
 PROVIDER: Final = "smtp"
+CRLF: Final = b"\r\n"
 
 
 @dataclass
@@ -38,6 +40,8 @@ class SmtpMailer:
         self._user = unquote(parts.username) if parts.username else None
         self._password = unquote(parts.password) if parts.password else None
         self._domain = self.mail_from.rpartition("@")[2] or "localhost"
+        if not _is_plain_address(self.mail_from):
+            raise ValueError(f"the sender must be a plain address (name@domain): {self.mail_from!r}")
 
     def message_id_header(self, message_id: str) -> str:
         return f"<{message_id}@{self._domain}>"
@@ -50,8 +54,11 @@ class SmtpMailer:
         results: list[Result] = []
         try:
             for i, m in enumerate(messages):
+                if not _is_plain_address(m.to):
+                    results.append(Result(m.message_id, "failed", error=f"not a plain ASCII address: {m.to!r}"))
+                    continue
                 try:
-                    server.send_message(self._compose(m))
+                    server.sendmail(self.mail_from, [m.to], self._compose(m))
                     results.append(
                         Result(m.message_id, "sent", provider_message_id=self.message_id_header(m.message_id))
                     )
@@ -95,13 +102,26 @@ class SmtpMailer:
             server.login(self._user, self._password or "")
         return server
 
-    def _compose(self, m: Outgoing) -> EmailMessage:
-        mail = EmailMessage()
-        mail["From"] = self.mail_from
-        mail["To"] = m.to
-        mail["Subject"] = m.subject
-        mail["Date"] = formatdate(usegmt=True)
-        mail["Message-ID"] = self.message_id_header(m.message_id)
-        mail["Content-Language"] = m.language
-        mail.set_content(m.text, charset="utf-8")
-        return mail
+    def _compose(self, m: Outgoing) -> bytes:
+        """RFC 5322 text, written out directly: the `email` package's header registry took ~3 ms a message,
+        more than everything else the dispatcher does for it. The subject is RFC 2047-encoded UTF-8 and the
+        body base64 UTF-8, so no header can carry a line break from the content."""
+        body = base64.encodebytes(m.text.encode("utf-8")).replace(b"\n", CRLF)
+        subject = Header(m.subject, "utf-8").encode(linesep="\r\n")  # folded lines stay RFC 5322 lines
+        head = (
+            f"From: {self.mail_from}\r\n"
+            f"To: {m.to}\r\n"
+            f"Subject: {subject}\r\n"
+            f"Date: {formatdate(usegmt=True)}\r\n"
+            f"Message-ID: {self.message_id_header(m.message_id)}\r\n"
+            f"Content-Language: {m.language}\r\n"
+            "MIME-Version: 1.0\r\n"
+            'Content-Type: text/plain; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: base64\r\n\r\n"
+        )
+        return head.encode("ascii") + body
+
+
+def _is_plain_address(address: str) -> bool:
+    """An address this adapter can put in a header and an envelope as it is: ASCII, one line, no angle brackets."""
+    return address.isascii() and "@" in address and not any(c in address for c in '\r\n<>,;" ')
