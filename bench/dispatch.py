@@ -1,6 +1,7 @@
 """Benchmark of dispatch: messages a second through the local Infobip fake and SMTP (aiosmtpd), letters a second.
 
-Run: .venv/bin/python bench/dispatch.py [--loans 3000] [--batch 500] [--letters 60] [--database-url URL] [--json]
+Run: .venv/bin/python bench/dispatch.py [--loans 3000] [--batch 500] [--letters 60] [--only sms,email,letters]
+     [--letter-workers N] [--database-url URL] [--json]
 
 Setup: a fresh SQLite file (or the EMPTY database at --database-url), a demo book of `--loans` loans imported
 (names, numbers and addresses encrypted), and for every loan that owes something on 2026-09-28 one allowed
@@ -11,9 +12,15 @@ claim under a lease, the send-time re-check (the book as of the day through the 
 rulebook at that moment with the contact history), a verification code per message, rendering, the send
 (the Infobip fake over HTTP on loopback, 500 messages a request; a real aiosmtpd server, one connection a
 batch), and the results with their contact events and audit entries; SMS receipts are pulled at the end.
-Letters: `--letters` written notices rendered into one print batch by services/letters.py (WeasyPrint).
+Letters: `--letters` written notices to loans with something overdue, handed to services/letters.py and rendered
+into one print batch (Jinja2 HTML, WeasyPrint with the cut Chinese face, the batch as one document, its manifest),
+in the container's letters service with `--letter-workers` rendering processes (default: one a core; a batch of
+at least 8 letters a worker is cut into one part a worker). The first letter is a phase of its own: it pays the
+one-time cut of the letter face in a fresh home; the workers are then started (timed apart, on stderr).
+`--only` runs only the phases named (the actions of the others are not even written).
 Reported per phase: messages, wall time, messages a second, the latency of a batch (claim to recorded:
-p50/p95/max) and the process's peak RSS so far.
+p50/p95/max), the CPU seconds of the process and its children (rendering workers included) and the peak RSS so
+far (of this process; of the largest rendering worker when there are workers), with the 1-minute load average.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import argparse
 import itertools
 import json
 import math
+import os
 import resource
 import socket
 import statistics
@@ -45,7 +53,7 @@ TEMPLATES = {
 }
 
 
-def prepare(home: Path, loans: int, database_url: str | None, letters: int) -> dict[str, Any]:
+def prepare(home: Path, loans: int, database_url: str | None, letters: int, channels: set[str]) -> dict[str, Any]:
     import polars as pl
     from sqlalchemy import insert, select
 
@@ -88,6 +96,7 @@ def prepare(home: Path, loans: int, database_url: str | None, letters: int) -> d
                     "scheduled_at": PLANNED,
                 }
                 for channel in ("sms", "email")
+                if channel in channels
                 for key, loan_id in loan_ids
             ]
             + [
@@ -109,6 +118,7 @@ def prepare(home: Path, loans: int, database_url: str | None, letters: int) -> d
                     "scheduled_at": PLANNED,
                 }
                 for key, loan_id in [(k, i) for k, i in loan_ids if k in overdue][:letters]
+                if "letters" in channels
             ]
         )
         conn.execute(insert(t.proposed_action), rows)
@@ -139,9 +149,11 @@ def phase(
         owner=f"bench:{name}",
     )
     marks: list[float] = []
+    cpu_before = cpu_seconds()
     started = time.perf_counter()
     summary = worker.run(NOW, limit=limit, on_batch=lambda done, total: marks.append(time.perf_counter()))
     wall = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu_before
     latencies = [b - a for a, b in itertools.pairwise(marks)]
     report = summary.to_json()
     moved = sum(n for (_, o), n in summary.counts.items() if o in ("sent", "handed_off"))
@@ -157,8 +169,55 @@ def phase(
             "p95": round(sorted(latencies)[math.ceil(0.95 * len(latencies)) - 1], 3) if latencies else None,
             "max": round(max(latencies), 3) if latencies else None,
         },
+        "cpu_s": round(cpu, 2),
+        "cpu_ms_each": round(1000 * cpu / moved, 1) if moved else None,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "workers_peak_rss_mib": max((rss for _, rss in descendants()), default=None),
+        "load_1min": round(os.getloadavg()[0], 2),
     }
+
+
+def descendants() -> list[tuple[int, float]]:
+    """(pid, peak RSS in MiB) of every live process below this one (the forkserver and its rendering workers)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, todo = [], [os.getpid()]
+    while todo:
+        parent = todo.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        found += children
+        todo += children
+    out = []
+    for pid in found:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        peak = next((line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")), "0")
+        out.append((pid, round(int(peak) / 1024, 1)))
+    return out
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process, its reaped children and its live descendants (the rendering workers
+    live on between batches, so the kernel's children totals alone would miss them)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid, _ in descendants():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14 and 15 of stat)
+    return total
 
 
 def main() -> None:
@@ -166,9 +225,16 @@ def main() -> None:
     parser.add_argument("--loans", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--letters", type=int, default=60)
+    parser.add_argument("--only", default="sms,email,letters", help="phases to run, comma-separated")
+    parser.add_argument(
+        "--letter-workers", type=int, default=os.cpu_count(), help="rendering processes (default: one a core)"
+    )
     parser.add_argument("--database-url")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    only = set(args.only.split(","))
+    if only - {"sms", "email", "letters"}:
+        parser.error(f"--only names phases among sms, email, letters: not {sorted(only - {'sms', 'email', 'letters'})}")
 
     from aiosmtpd.controller import Controller
 
@@ -186,35 +252,51 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="duecourse-bench-dispatch-") as tmp:
         home = Path(tmp)
         t0 = time.perf_counter()
-        container = prepare(home, args.loans, args.database_url, args.letters)["container"]
+        container = prepare(home, args.loans, args.database_url, args.letters, only)["container"]
         setup = time.perf_counter() - t0
         results = []
 
-        fake = FakeInfobip(push_reports=False).start()
-        try:
-            sms = InfobipSms(fake.url, fake.api_key, "DueCourse")
-            results.append(phase(container, "sms (Infobip fake)", {"sms": sms}, {}, args.batch))
-            results[-1]["gateway_messages"] = len(fake.messages)
-            results[-1]["duplicates_at_gateway"] = sum(n - 1 for n in fake.submissions.values())
-        finally:
-            fake.stop()
+        if "sms" in only:
+            fake = FakeInfobip(push_reports=False).start()
+            try:
+                sms = InfobipSms(fake.url, fake.api_key, "DueCourse")
+                results.append(phase(container, "sms (Infobip fake)", {"sms": sms}, {}, args.batch))
+                results[-1]["gateway_messages"] = len(fake.messages)
+                results[-1]["duplicates_at_gateway"] = sum(n - 1 for n in fake.submissions.values())
+            finally:
+                fake.stop()
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        controller = Controller(Inbox(), hostname="127.0.0.1", port=port)
-        controller.start()
-        try:
-            mailer = SmtpMailer(f"smtp://127.0.0.1:{port}", "collections@example.com")
-            results.append(phase(container, "email (aiosmtpd)", {"email": mailer}, {}, args.batch))
-            results[-1]["smtp_received"] = Inbox.count
-        finally:
-            controller.stop()
+        if "email" in only:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            controller = Controller(Inbox(), hostname="127.0.0.1", port=port)
+            controller.start()
+            try:
+                mailer = SmtpMailer(f"smtp://127.0.0.1:{port}", "collections@example.com")
+                results.append(phase(container, "email (aiosmtpd)", {"email": mailer}, {}, args.batch))
+                results[-1]["smtp_received"] = Inbox.count
+            finally:
+                controller.stop()
 
-        letters = {"letter": container.hand_offs()["letter"]}
-        # The first letter pays for the renderer's one-time font preparation in a fresh home: timed apart.
-        results.append(phase(container, "letters, first (warm-up)", {}, letters, args.batch, limit=1))
-        results.append(phase(container, "letters (print batch)", {}, letters, args.batch))
+        if "letters" in only:
+            letters = {"letter": container.hand_offs()["letter"]}
+            # The first letter pays for the renderer's one-time font preparation in a fresh home: timed apart.
+            results.append(phase(container, "letters, first (warm-up)", {}, letters, args.batch, limit=1))
+            renderer = container.letters.renderer
+            renderer.workers = args.letter_workers
+            try:
+                # Starting the rendering processes (WeasyPrint and the fonts in each) is once per dispatcher too.
+                started, cpu_before = time.perf_counter(), cpu_seconds()
+                renderer.start()
+                start = {
+                    "wall_s": round(time.perf_counter() - started, 2),
+                    "cpu_s": round(cpu_seconds() - cpu_before, 2),
+                }
+                results.append(phase(container, "letters (print batch)", {}, letters, args.batch))
+                results[-1]["letter_workers"] = {"count": renderer.workers, "started": start}
+            finally:
+                renderer.close()
 
         out = {"loans": args.loans, "setup_s": round(setup, 1), "phases": results}
         if args.json:
@@ -227,7 +309,17 @@ def main() -> None:
                 f"{r['phase']:<24} {r['moved']:>6} moved in {r['wall_s']:>7.2f} s = {r['per_second']:>8} /s;"
                 f" batch p50 {lat['p50']} s, p95 {lat['p95']} s, max {lat['max']} s; peak RSS {r['peak_rss_mib']} MiB"
             )
+            print(
+                f"{'':<24} CPU {r['cpu_s']} s ({r['cpu_ms_each']} ms each); workers' peak RSS"
+                f" {r['workers_peak_rss_mib']} MiB; load average (1 min) {r['load_1min']}"
+            )
             print(f"{'':<24} outcomes {r['outcomes']} cancelled {r['cancelled_reasons']}")
+            if "letter_workers" in r:
+                w = r["letter_workers"]
+                print(
+                    f"{'':<24} {w['count']} rendering workers, started before the batch in {w['started']['wall_s']} s"
+                    f" (CPU {w['started']['cpu_s']} s)"
+                )
 
 
 if __name__ == "__main__":

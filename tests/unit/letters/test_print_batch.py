@@ -139,8 +139,10 @@ def test_worker_processes_print_the_same_letters_as_one_process(tmp_path):
     alone = PrintBatch(tmp_path, in_process).write("B-alone", letters)
     renderer = LetterRenderer(TEMPLATES, 2, FONT_CACHE)
     try:
-        shared = PrintBatch(tmp_path, renderer).write("B-workers", letters)
+        renderer.start()  # both workers up, each with its renderer, before the first batch
         pool = renderer.pool()
+        assert len(pool._processes) == 2  # the pool has no public count of its processes
+        shared = PrintBatch(tmp_path, renderer).write("B-workers", letters)
         again = PrintBatch(tmp_path, renderer).write("B-again", letters)
         assert renderer.pool() is pool  # the workers are started once and kept for later batches
     finally:

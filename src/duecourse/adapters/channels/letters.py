@@ -24,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from datetime import date, time
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import ClassVar, Final
 
@@ -416,9 +417,16 @@ class LetterRenderer:
         if self._pool is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([__name__])
-            setup = (self.directory, self.font_cache)
+            setup = (self.directory, self.font_cache, context.Barrier(self.workers))
             self._pool = ProcessPoolExecutor(self.workers, context, initializer=_start_worker, initargs=setup)
         return self._pool
+
+    def start(self) -> None:
+        """Start the worker processes now and return when every one has its renderer, so that a first batch does
+        not wait for them: one task per worker, each held at a barrier until all are running (the pool starts a
+        process for each task while none is idle)."""
+        if self.workers > 1:
+            list(self.pool().map(_ready, range(self.workers)))
 
     def close(self) -> None:
         if self._pool is not None:
@@ -432,6 +440,7 @@ PART_LETTERS: Final = 200
 # Below this many letters per worker, handing them out costs more than it saves.
 _PER_WORKER_AT_LEAST: Final = 8
 _worker: LetterRenderer | None = None
+_all_started: Barrier | None = None  # shared by the workers of one pool
 
 
 def _chunks(letters: Sequence[Letter], size: int) -> Iterator[Sequence[Letter]]:
@@ -439,9 +448,15 @@ def _chunks(letters: Sequence[Letter], size: int) -> Iterator[Sequence[Letter]]:
         yield letters[start : start + size]
 
 
-def _start_worker(directory: Path, font_cache: Path | None) -> None:
-    global _worker
+def _start_worker(directory: Path, font_cache: Path | None, all_started: Barrier) -> None:
+    global _worker, _all_started
     _worker = LetterRenderer(directory, font_cache=font_cache)
+    _all_started = all_started
+
+
+def _ready(_: int) -> None:
+    assert _all_started is not None, "the worker was not started"
+    _all_started.wait(timeout=300)
 
 
 def _render_in_worker(letters: Sequence[Letter], title: str) -> tuple[bytes, list[tuple[int, int, str]]]:
