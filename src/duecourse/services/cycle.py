@@ -252,13 +252,17 @@ def loan_facts(book: BookFrames, state: pl.DataFrame, as_of: date, pausing: pl.D
         (pl.col("birth_date").dt.month() == as_of.month) & (pl.col("birth_date").dt.day() > as_of.day)
     )
     borrowers = book.borrowers.with_columns(age=(years - before_birthday.cast(pl.Int32)).cast(pl.Int32))
+    # Lazy, so only the columns selected below travel through the joins (the state has twice as many).
     return (
-        state.join(loans, on="loan_key")
+        state.lazy()
+        .join(loans.lazy(), on="loan_key")
         .join(
-            borrowers.select("borrower_key", "borrower_id", "flags", "age", "language"), on="borrower_key", how="left"
+            borrowers.lazy().select("borrower_key", "borrower_id", "flags", "age", "language"),
+            on="borrower_key",
+            how="left",
         )
-        .join(held, on="loan_key", how="left")
-        .join(pausing, on="loan_key", how="left")
+        .join(held.lazy(), on="loan_key", how="left")
+        .join(pausing.lazy(), on="loan_key", how="left")
         .select(
             "loan_key",
             "loan_id",
@@ -281,6 +285,7 @@ def loan_facts(book: BookFrames, state: pl.DataFrame, as_of: date, pausing: pl.D
             has_active_promise=pl.col("has_active_promise").fill_null(False),
             has_active_plan=pl.col("has_active_plan").fill_null(False),
         )
+        .collect()
     )
 
 
