@@ -7,12 +7,14 @@ trail reads as if the month had really passed.
 
 from __future__ import annotations
 
+import multiprocessing
 import shutil
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -22,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, func, make_url, select, text
 
+from duecourse.adapters.channels.letters import letter_face
 from duecourse.adapters.db import tables as t
 from duecourse.audit.chain import as_utc
 from duecourse.audit.log import verify
@@ -107,6 +110,7 @@ def run_demo(
     demo_dir = container.settings.data_dir / "demo"
     database = _fresh_database(container, allow_existing_database, force)
 
+    face = _cut_letter_face_meanwhile(container.settings.data_dir / "fonts")
     staff = container.settings.policy_path.parent / "examples" / "staff.csv"
     teams, lapsed = field_teams(staff, as_of, start + timedelta(days=days + 30))
     with out.status(f"Generating {n_borrowers:,} borrowers as of {as_of} (seed {seed}) ..."):
@@ -153,6 +157,8 @@ def run_demo(
     out.print(_HEADER)
     result.baseline = _one_day(container, engine, book, as_of, demo_dir, rejects_dir, fmt, result)
     out.print(_format_line(result.baseline))
+    if face is not None:
+        face.join()
     desk = Desk(container, book, demo_dir, seed, migrated.silent, teams, lapsed)
     desk.start(_evening(as_of), staff)
     for offset in range(days):
@@ -163,9 +169,11 @@ def run_demo(
         result.days[-1].seconds += time.perf_counter() - began
         out.print(_format_line(result.days[-1]))
     seconds = sum(d.seconds for d in result.days)
+    desk_time = {part: sum(d.seconds.get(part, 0.0) for d in result.desk) for part in ("dispatch", "calls", "visits")}
     out.print(
-        f"{days} days in {seconds:.0f} s ({seconds / days:.1f} s a day: import of the day's payments and "
-        f"the cycle over {book.loans.height:,} loans)."
+        f"{days} days in {seconds:.0f} s ({seconds / days:.1f} s a day): the day's payments imported and the cycle "
+        f"over {book.loans.height:,} loans {seconds - sum(desk_time.values()):.0f} s; the desk's dispatch "
+        f"{desk_time['dispatch']:.0f} s, calls {desk_time['calls']:.0f} s, visits {desk_time['visits']:.0f} s."
     )
     result.look_at = _interesting_loans(engine, book, result.first_day, result.last_day)
     result.visited, result.notices, result.refusals = desk.visited, desk.notices, desk.refusals
@@ -244,6 +252,16 @@ def _one_day(
         proposals=summary.proposals_new,
         seconds=time.perf_counter() - began,
     )
+
+
+def _cut_letter_face_meanwhile(fonts: Path) -> BaseProcess | None:
+    """On a first run, cut the letters' face (adapters/channels/letters.py: a minute of one core) in another process
+    while the book is generated, imported and cycled, instead of when the first letter is printed."""
+    if any(fonts.glob("letter-sc-*.otf")):
+        return None
+    process = multiprocessing.get_context("spawn").Process(target=letter_face, args=(fonts,), daemon=True)
+    process.start()
+    return process
 
 
 def _evening(day: date, minute: int = 30) -> datetime:

@@ -19,6 +19,7 @@ from duecourse.bootstrap import Container
 from duecourse.demo.run import DemoError, DemoResult, run_demo
 from duecourse.domain.verification import display
 from duecourse.settings import Settings
+from tests.unit.letters.pdf_tools import FONT_CACHE
 
 ROOT = Path(__file__).resolve().parents[3]
 START = date(2026, 11, 1)
@@ -39,12 +40,22 @@ def _container(home: Path, url: str | None = None) -> Container:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> tuple[Container, DemoResult, str]:
-    home = tmp_path_factory.mktemp("demo-home")
-    # The letters' cut font is made once (a minute of CPU) and kept in pytest's cache, as data_dir/fonts keeps it.
-    fonts = request.config.cache.mkdir("letter-face") if request.config.cache else tmp_path_factory.mktemp("fonts")
-    letter_face(fonts)
-    (home / "fonts").symlink_to(fonts, target_is_directory=True)
+def fonts() -> Path:
+    """The letters' cut face, made once (a minute of CPU) in the folder the letters tests keep it in, as a lender's
+    data_dir/fonts keeps it between runs."""
+    letter_face(FONT_CACHE)
+    return FONT_CACHE
+
+
+def _home(folder: Path, fonts: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "fonts").symlink_to(fonts, target_is_directory=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, fonts: Path) -> tuple[Container, DemoResult, str]:
+    home = _home(tmp_path_factory.mktemp("demo-home"), fonts)
     container = _container(home)
     buf = io.StringIO()
     result = run_demo(container, n_borrowers=800, days=DAYS, start=START, out=Console(file=buf, width=200), seed=3)
@@ -187,8 +198,8 @@ def test_the_summary_says_where_to_look_next(demo: tuple[Container, DemoResult, 
     assert result.database == str(container.settings.data_dir / "duecourse.db")
 
 
-def test_a_second_run_starts_from_a_fresh_database(tmp_path: Path) -> None:
-    container = _container(tmp_path)
+def test_a_second_run_starts_from_a_fresh_database(tmp_path: Path, fonts: Path) -> None:
+    container = _container(_home(tmp_path, fonts))
     quiet = Console(file=io.StringIO())
     first = run_demo(container, n_borrowers=200, days=2, start=START, out=quiet, seed=1)
     again = run_demo(_container(tmp_path), n_borrowers=150, days=2, start=START, out=quiet, seed=2)
