@@ -193,3 +193,30 @@ def test_a_written_notice_refuses_what_it_cannot_print(change, message):
 def test_a_pre_visit_notice_refuses_an_incomplete_visit(visit: PlannedVisit, message):
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(pre_visit("zh"), visit=visit)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [f"{PUBLIC_URL}/verify?code=K7QM-3XZP-9RTA-B2CW", f"{PUBLIC_URL}/verify?code=0123-4567-89AB-CDEF", "x" * 300],
+)
+def test_the_qr_mask_is_the_one_qrcode_would_choose(text):
+    # The eight masks are scored at once with numpy; each score and so the choice must be qrcode's own.
+    import numpy as np
+    import qrcode
+    import qrcode.util
+
+    from duecourse.adapters.channels.letters import _masks, _penalties, _QrCode
+
+    stock, ours = (kind(error_correction=qrcode.constants.ERROR_CORRECT_M) for kind in (qrcode.QRCode, _QrCode))
+    for code in (stock, ours):
+        code.add_data(text)
+        code.best_fit()
+    expected = []
+    for mask in range(8):
+        stock.makeImpl(True, mask)
+        expected.append(qrcode.util.lost_point(stock.modules))
+    ours.makeImpl(True, 0)
+    placed = np.array(ours.modules, dtype=bool)
+    flips = _masks(len(placed)) ^ _masks(len(placed))[0]
+    assert _penalties(placed ^ (flips & ours._data_region)).tolist() == expected
+    assert ours.best_mask_pattern() == stock.best_mask_pattern() == expected.index(min(expected))
