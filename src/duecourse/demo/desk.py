@@ -339,7 +339,7 @@ class Desk:
         ).one()
         start = as_utc(row.scheduled_start)
         if start.astimezone(LENDER_TIME).date() != day:
-            return "scheduled"
+            return "waiting for its day"
         lat, lon = row.latitude + 0.0001, row.longitude  # about 11 m north: a GPS fix on the landing
         at = start + timedelta(minutes=5)
         sv.check_in(conn, deps, visit_id, at, lat, lon, identification_shown=True, recording=True, now=at,

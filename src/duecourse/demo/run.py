@@ -556,7 +556,8 @@ def _visit_journey(out: Console, engine: Engine, container: Container, desk: Des
     if notice is not None:
         code = display(notice["code"])
         out.print(f"  Its pre-visit notice (Chinese, with a QR code to /verify): {notice['pdf']}")
-        at_door = as_utc(steps[-1].at) if visit_id in desk.visited else _evening(last_day)
+        arrived = next((as_utc(s.at) for s in steps if s.action == "visit.checked_in"), None)
+        at_door = arrived or _evening(last_day)
         answer = desk.verify(code, at_door)
         team = ", ".join(f"{name} ({badge})" for name, badge in answer.visit_team)
         out.print(
@@ -574,5 +575,6 @@ def _visit_journey(out: Console, engine: Engine, container: Container, desk: Des
     if notice is not None:
         out.print(f"    pdftotext {notice['pdf']} -   # the notice's text; or open the PDF")
         url = f"{container.settings.public_url}/verify?code={display(notice['code'])}"
-        out.print(f"    {prefix}duecourse web serve   # then open {url}")
+        now = f"DUECOURSE_NOW={at_door.astimezone(LENDER_TIME).isoformat()} "
+        out.print(f"    {prefix}{now}duecourse web serve   # then open {url} (the page at that moment)")
     out.print(f"    {prefix}duecourse audit verify   # every step above is in the hash-chained audit log")
