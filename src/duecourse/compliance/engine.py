@@ -24,6 +24,7 @@ from typing import Final, Literal
 import polars as pl
 
 from duecourse.compliance.checks.base import FINDINGS, CheckContext, Finding
+from duecourse.compliance.checks.frequency import on_history
 from duecourse.compliance.facts import UTC_TIME, Proposal
 from duecourse.compliance.rulebook import Citation, Rule, Rulebook, Version
 
@@ -205,18 +206,23 @@ APPLIED = pl.Schema(
 )
 
 
-def _scope_mask(rule: Rule) -> pl.Expr:
+def _scope_columns(rule: Rule) -> dict[str, tuple[str, ...]]:
+    """The frame columns the rule's scope restricts, with the values it allows."""
     s = rule.scope
+    named: dict[str, Sequence[str] | None] = {
+        "channel": s.channels,
+        "actor_kind": s.actors,
+        "counterpart": s.counterparts,
+        "purpose": s.purposes,
+        "region": s.regions,
+    }
+    return {column: tuple(allowed) for column, allowed in named.items() if allowed is not None}
+
+
+def _scope_mask(rule: Rule) -> pl.Expr:
     mask = pl.lit(True)
-    for column, allowed in (
-        ("channel", s.channels),
-        ("actor_kind", s.actors),
-        ("counterpart", s.counterparts),
-        ("purpose", s.purposes),
-        ("region", s.regions),
-    ):
-        if allowed is not None:
-            mask = mask & pl.col(column).is_in(list(allowed)).fill_null(False)
+    for column, allowed in _scope_columns(rule).items():
+        mask = mask & pl.col(column).is_in(list(allowed)).fill_null(False)
     return mask
 
 
@@ -241,18 +247,25 @@ def batch_findings(
 ) -> pl.DataFrame:
     """Every blocking finding for a frame of proposals: proposal_id, verdict, facts, rule, time_only.
 
-    Rules that share a country, scope and period share one subset of the frame; each check sees the
-    history of its rule's country and its findings are kept for the proposals the rule applies to.
+    Rules that share a country, scope and period share one subset of the frame, projected to the columns
+    their check reads; each check sees the history of its rule's country and answers for the proposals the
+    rule applies to.
     `only_time` evaluates just the time-only rules, without the engine's own findings (for rescheduling).
     """
     decidable = proposals.filter(pl.col("country").is_in(book.countries))  # the others are blocked for having no pack
     for check in {id(r.check): r.check for r in book.rules if r.check.time_only or not only_time}.values():
         decidable = check.precompute(decidable)
-    countries = decidable.select("proposal_id", "country")
-    by_country = history.join(countries, on="proposal_id", maintain_order="left").partition_by(
-        "country", as_dict=True, include_key=False
+    # Each event's proposal by its row (no join when the history runs in the proposals' order, as the cycle
+    # writes it), then the events split by that proposal's country.
+    by_country = (
+        on_history(history, decidable)
+        .with_columns(country=pl.lit(decidable.get_column("country")).gather(pl.col("_pos")))
+        .drop("_pos")
+        .partition_by("country", as_dict=True, include_key=False)
     )
-    subsets: dict[tuple[object, ...], tuple[pl.Series, pl.DataFrame]] = {}
+    masks: dict[tuple[object, ...], pl.Series] = {}
+    subsets: dict[tuple[object, ...], pl.DataFrame] = {}
+    present = set(decidable.columns)
     law = pl.Series("law", [False] * decidable.height, dtype=pl.Boolean())
     # Only obligations declared by two rules of one rank can conflict; track those rules' subsets.
     contested = _contested(book)
@@ -265,12 +278,17 @@ def batch_findings(
             if v.params is None:
                 continue
             key = (rule.country, rule.scope, v.effective_from, v.effective_to)
-            if key not in subsets:
-                mask = decidable.select(_rule_mask(rule, v.effective_from, v.effective_to)).to_series()
-                subsets[key] = (mask, decidable.filter(mask))
-            mask, subset = subsets[key]
-            if subset.is_empty():
+            if key not in masks:
+                masks[key] = decidable.select(_rule_mask(rule, v.effective_from, v.effective_to)).to_series()
+            mask = masks[key]
+            if not mask.any():
                 continue
+            # Only the columns the check reads: the frame has some sixty, and a filtered copy of them all
+            # per rule scope cost more than most checks.
+            reads = ("proposal_id", *(c for c in rule.check.reads if c in present))
+            if (key, reads) not in subsets:
+                subsets[key, reads] = decidable.select(reads).filter(mask)
+            subset = subsets[key, reads]
             if rule.kind != "house_policy":
                 law = law | mask
             if rule.id in contested:
@@ -286,9 +304,7 @@ def batch_findings(
             found = rule.check.batch(subset, hist, v.params, ctx)
             if not found.is_empty():
                 parts.append(
-                    found.select(FINDINGS.names())
-                    .join(subset.select("proposal_id"), on="proposal_id", how="semi")
-                    .with_columns(
+                    found.select(FINDINGS.names()).with_columns(
                         rule=pl.lit(rule.id),
                         time_only=pl.lit(rule.check.time_only) & (pl.col("verdict") == "violation"),
                     )
@@ -394,7 +410,7 @@ def decide_batch(
             time_only=pl.col("time_only").fill_null(False),
         )
     )
-    waiting = proposals.join(decided.filter(pl.col("time_only")), on="proposal_id", how="semi")
+    waiting = proposals.filter(decided.get_column("time_only"))  # `decided` has the proposals' rows in order
     next_at = (
         _next_allowed_batch(book, waiting, history, ctx)
         if reschedule and not waiting.is_empty()
@@ -415,27 +431,44 @@ def _shifted(proposals: pl.DataFrame, steps: pl.Expr) -> pl.DataFrame:
 def _next_allowed_batch(
     book: Rulebook, waiting: pl.DataFrame, history: pl.DataFrame, ctx: CheckContext
 ) -> pl.DataFrame:
-    """Set-based `_next_allowed`: a day of 15-minute candidates at a time for the proposals still waiting."""
+    """Set-based `_next_allowed`: a day of 15-minute candidates at a time, then every rule at the first one.
+
+    The time-only rules read few facts (the moment, the debtor's time zones and windows, the counterpart, the
+    country and region); the waiting proposals that share them share their candidates, so the candidates are
+    evaluated once per such situation — a cycle proposes few distinct moments — and joined back by row.
+    """
+    time_rules = [r for r in book.rules if r.check.time_only]
+    situation = sorted(
+        {"moment_utc", "moment_offset_minutes", "country"}
+        | {c for r in time_rules for c in (*r.check.reads, *_scope_columns(r))}
+    )
+    remaining = (
+        waiting.select(situation)
+        .with_row_index("_row")
+        .group_by(situation)
+        .agg("_row")
+        .with_columns(proposal_id=pl.int_range(pl.len()).cast(pl.String))
+    )
     done: list[pl.DataFrame] = []
-    remaining = waiting
     for day in range(STEPS // 96):
         if remaining.is_empty():
             break
         offsets = pl.DataFrame({"step": pl.int_range(day * 96 + 1, (day + 1) * 96 + 1, eager=True)})
-        candidates = _shifted(remaining.join(offsets, how="cross"), pl.col("step")).with_columns(
-            original_id=pl.col("proposal_id"),
+        candidates = _shifted(remaining.drop("_row").join(offsets, how="cross"), pl.col("step")).with_columns(
+            situation_id=pl.col("proposal_id"),
             proposal_id=pl.col("proposal_id") + pl.lit("@") + pl.col("step").cast(pl.String()),
         )
-        blocked = batch_findings(book, candidates.drop("original_id", "step"), history.head(0), ctx, only_time=True)
+        blocked = batch_findings(book, candidates.drop("situation_id", "step"), history.head(0), ctx, only_time=True)
         first = (
             candidates.join(blocked, on="proposal_id", how="anti")
-            .group_by("original_id")
+            .group_by("situation_id")
             .agg(pl.col("step").min())
-            .rename({"original_id": "proposal_id"})
+            .rename({"situation_id": "proposal_id"})
         )
         if first.is_empty():
             continue
-        moved = _shifted(remaining.join(first, on="proposal_id"), pl.col("step"))
+        rows = remaining.join(first, on="proposal_id").select("_row", "step").explode("_row")
+        moved = _shifted(waiting[rows.get_column("_row")].with_columns(rows.get_column("step")), pl.col("step"))
         full = batch_findings(book, moved.drop("step"), history, ctx)
         done.append(
             moved.join(full, on="proposal_id", how="anti").select("proposal_id", next_allowed_at=pl.col("moment_utc"))

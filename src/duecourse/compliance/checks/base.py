@@ -18,7 +18,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 from duecourse.compliance.calendar import HolidayCalendar
-from duecourse.compliance.facts import Proposal
+from duecourse.compliance.facts import PROPOSALS, Proposal
 
 Verdict = Literal["pass", "not_applicable", "violation", "missing_facts"]
 BLOCKING: Final = ("violation", "missing_facts")
@@ -58,6 +58,9 @@ class Check(ABC):
     # True when only the moment decides (hours, holidays): a proposal blocked only by such checks is
     # rescheduled to the next allowed moment instead of dropped.
     time_only: ClassVar[bool] = False
+    # The proposal columns `batch` reads (besides proposal_id, and with what `precompute` adds): the engine
+    # hands each rule only these, so a rule's subset copies a handful of the frame's sixty columns.
+    reads: ClassVar[tuple[str, ...]] = tuple(PROPOSALS.names())
 
     def precompute(self, proposals: pl.DataFrame) -> pl.DataFrame:
         """Columns derived once per batch for every rule of this check (e.g. normalised message text).

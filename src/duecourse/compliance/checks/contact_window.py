@@ -99,6 +99,7 @@ def _why_blocked(t: time, p: Proposal, params: ContactWindowParams) -> str | Non
 
 class ContactWindow(Check):
     kind = "contact_window"
+    reads = ("moment_utc", "counterpart", "debtor_time_zones", "debtor_agreed_windows", "debtor_inconvenient_windows")
     params = ContactWindowParams
     time_only = True
 

@@ -152,8 +152,24 @@ def forbidden_labels(params: WordingParams, text: str) -> list[str]:
     return [w.label for w in params.forbidden if w.find(d, s) is not None]
 
 
+# The proposal columns the batch questions read besides the message.
+_READ: Final = (
+    "moment_utc",
+    "channel",
+    "counterpart",
+    "actor_kind",
+    "actor_name",
+    "debt_id",
+    "debt_balance",
+    "debt_currency",
+    "debt_due_date",
+    "debt_official_accounts",
+)
+
+
 class MessageWording(Check):
     kind = "message_wording"
+    reads = ("message_text", "message_spaced", "message_dense", *_READ)
     params = WordingParams
 
     def one(self, proposal: Proposal, params: WordingParams, ctx: CheckContext) -> Finding:
@@ -208,7 +224,7 @@ class MessageWording(Check):
         # Only the columns the questions read: a rule's subset has some sixty, and each rule filters its own.
         have = (
             self.precompute(proposals)
-            .select(*_READ, spaced=pl.col("message_spaced"), dense=pl.col("message_dense"))
+            .select("proposal_id", *_READ, spaced=pl.col("message_spaced"), dense=pl.col("message_dense"))
             .filter(pl.col("spaced").is_not_null())
         )
         questions = _batch_questions(have, history, params)
@@ -267,19 +283,6 @@ def _is_initial(p: Proposal, params: WordingParams) -> bool:
 
 # --- batch ------------------------------------------------------------------------------------------
 
-_READ: Final = (
-    "proposal_id",
-    "moment_utc",
-    "channel",
-    "counterpart",
-    "actor_kind",
-    "actor_name",
-    "debt_id",
-    "debt_balance",
-    "debt_currency",
-    "debt_due_date",
-    "debt_official_accounts",
-)
 Question = tuple[pl.Expr, str, pl.Expr]  # (blocks?, verdict, facts), in the order the single path asks
 
 
@@ -406,15 +409,18 @@ def _prior_communications(have: pl.DataFrame, history: pl.DataFrame, params: Wor
         proposal_actor=pl.col("actor_name"),
         written=pl.col("channel").is_in(TEXT_CHANNELS),
     )
+    # Lazy, with the event's own conditions first: the join pairs only the communications with the debtor,
+    # and only the columns read.
     return (
-        history.join(asked, on="proposal_id")
+        history.lazy()
+        .filter((pl.col("counterpart") == "debtor") & pl.col("outcome").is_in(list(params.communicated)))
+        .join(asked.lazy(), on="proposal_id")
         .filter(
             (pl.col("at") < pl.col("moment_utc"))
-            & (pl.col("counterpart") == "debtor")
-            & pl.col("outcome").is_in(list(params.communicated))
             & (pl.col("actor_name") == pl.col("proposal_actor"))
             & pl.col("debts").list.contains(pl.col("debt_id"))
             & (~pl.col("written") | pl.col("channel").is_in(TEXT_CHANNELS))
         )
         .select("proposal_id")
+        .collect()
     )

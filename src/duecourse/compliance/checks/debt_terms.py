@@ -21,6 +21,7 @@ class OfficialPaymentAccount(Check):
     """The account a debtor is told to pay to must be one the lender designated, written exactly as designated."""
 
     kind = "official_payment_account"
+    reads = ("debt_payment_account", "debt_official_accounts")
     params = PaymentParams
 
     def one(self, proposal: Proposal, params: PaymentParams, ctx: CheckContext) -> Finding:
@@ -79,6 +80,7 @@ class TimeBarred(Check):
     """
 
     kind = "time_barred"
+    reads = ("debt_time_barred", "debtor_cease_at", "region", "debt_days_past_due", "purpose", "moment_utc")
     params = LimitationParams
 
     def one(self, proposal: Proposal, params: LimitationParams, ctx: CheckContext) -> Finding:

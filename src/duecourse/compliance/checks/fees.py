@@ -14,6 +14,7 @@ class FeesParams(Params):
 
 class ContractualFees(Check):
     kind = "contractual_fees"
+    reads = ("debt_fees_allowed", "debt_fees_claimed")
     params = FeesParams
 
     def one(self, proposal: Proposal, params: FeesParams, ctx: CheckContext) -> Finding:

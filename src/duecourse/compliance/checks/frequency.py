@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -116,7 +116,9 @@ def on_history(history: pl.DataFrame, proposals: pl.DataFrame) -> pl.DataFrame:
     run = history.get_column("proposal_id").rle_id()
     heads = history.select(pl.col("proposal_id").rle().struct.field("value").alias("proposal_id"))
     pos = _positions(heads, proposals.get_column("proposal_id"))
-    return history.with_columns(_pos=pos.gather(run)).filter(pl.col("_pos").is_not_null())
+    located = history.with_columns(_pos=pos.gather(run))
+    # Filtering copies every column: only when some events belong to no proposal here.
+    return located if pos.null_count() == 0 else located.filter(pl.col("_pos").is_not_null())
 
 
 def aligned_runs(history: pl.DataFrame, proposals: pl.DataFrame) -> pl.Series | None:
@@ -163,6 +165,16 @@ class CapParams(Params):
 
 class ContactCap(Check):
     kind = "contact_cap"
+    reads: ClassVar[tuple[str, ...]] = (
+        "moment_utc",
+        "debtor_time_zones",
+        "debtor_consent_to_call_at",
+        "channel",
+        "counterpart",
+        "address",
+        "debt_id",
+        "actor_name",
+    )
     params = CapParams
 
     def one(self, proposal: Proposal, params: CapParams, ctx: CheckContext) -> Finding:
@@ -201,20 +213,7 @@ class ContactCap(Check):
             starts["_first"] = 1 - params.days
         if params.consent_days is not None:
             starts["_consent"] = 1 - params.consent_days
-        frame = with_days(
-            proposals.select(
-                "proposal_id",
-                "moment_utc",
-                "debtor_time_zones",
-                "debtor_consent_to_call_at",
-                "channel",
-                "counterpart",
-                "address",
-                "debt_id",
-                "actor_name",
-            ),
-            starts,
-        )
+        frame = with_days(proposals.select("proposal_id", *ContactCap.reads), starts)
         frame = frame.with_columns(n=_count(frame, history, params))
         no_zone = pl.col("zone").is_null()
         no_address = pl.lit("address" in params.per) & pl.col("address").is_null()

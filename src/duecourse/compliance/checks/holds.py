@@ -39,6 +39,7 @@ class CeaseRequest(Check):
     """After the debtor's cease request (in a form the rule names) only the permitted purposes remain."""
 
     kind = "cease_request"
+    reads = ("debtor_cease_at", "debtor_cease_form", "moment_utc", "purpose")
     params = CeaseParams
 
     def one(self, proposal: Proposal, params: CeaseParams, ctx: CheckContext) -> Finding:
@@ -95,6 +96,7 @@ class AttorneyRepresentation(Check):
     """A debtor represented by an attorney is contacted directly only if the attorney consents or fails to respond."""
 
     kind = "attorney_representation"
+    reads = ("debtor_attorney_consents", "debtor_attorney_represented")
     params = AttorneyParams
 
     def one(self, proposal: Proposal, params: AttorneyParams, ctx: CheckContext) -> Finding:
@@ -152,6 +154,14 @@ class OpenDispute(Check):
     """
 
     kind = "open_dispute"
+    reads = (
+        "debt_in_validation_period",
+        "debtor_dispute_at",
+        "debtor_dispute_open",
+        "debtor_dispute_written",
+        "moment_utc",
+        "purpose",
+    )
     params = DisputeParams
 
     def one(self, proposal: Proposal, params: DisputeParams, ctx: CheckContext) -> Finding:
@@ -242,6 +252,13 @@ class BreathingSpace(Check):
     """
 
     kind = "breathing_space"
+    reads = (
+        "debtor_breathing_space_end",
+        "debtor_breathing_space_kind",
+        "debtor_breathing_space_start",
+        "moment_utc",
+        "purpose",
+    )
     params = BreathingSpaceParams
 
     def one(self, proposal: Proposal, params: BreathingSpaceParams, ctx: CheckContext) -> Finding:
@@ -317,6 +334,7 @@ class FlagHold(Check):
     """While the debtor carries the rule's flag (mental capacity, deceased, bankrupt) only permitted purposes remain."""
 
     kind = "flag_hold"
+    reads = ("debtor_flags", "purpose")
     params = FlagParams
 
     def one(self, proposal: Proposal, params: FlagParams, ctx: CheckContext) -> Finding:

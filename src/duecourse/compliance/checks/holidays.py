@@ -32,6 +32,7 @@ def _region_gap(country: str, region: str | None, params: HolidaysParams) -> str
 
 class StatutoryHolidays(Check):
     kind = "statutory_holidays"
+    reads = ("moment_utc", "debtor_time_zones", "country", "region")
     params = HolidaysParams
     time_only = True
 

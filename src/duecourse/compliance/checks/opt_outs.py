@@ -29,6 +29,15 @@ class MediumOptOut(Check):
     """
 
     kind = "medium_opt_out"
+    reads = (
+        "address",
+        "channel",
+        "counterpart",
+        "debtor_opted_out_addresses",
+        "debtor_opted_out_channels",
+        "moment_utc",
+        "purpose",
+    )
     params = OptOutParams
 
     def one(self, proposal: Proposal, params: OptOutParams, ctx: CheckContext) -> Finding:
@@ -154,6 +163,7 @@ class SocialMediaPrivacy(Check):
     """
 
     kind = "social_media_privacy"
+    reads = ("channel",)
     params = SocialMediaParams
 
     def one(self, proposal: Proposal, params: SocialMediaParams, ctx: CheckContext) -> Finding:

@@ -60,6 +60,7 @@ class CounterpartsParams(Params):
 
 class Counterparts(Check):
     kind = "counterparts"
+    reads = ("counterpart", "debt_id", "purpose")
     params = CounterpartsParams
 
     def one(self, proposal: Proposal, params: CounterpartsParams, ctx: CheckContext) -> Finding:
@@ -113,6 +114,16 @@ class UnreachableParams(Params):
 
 class UnreachableDebtor(Check):
     kind = "unreachable_debtor"
+    reads = (
+        "channel",
+        "counterpart",
+        "debtor_flags",
+        "debtor_reachable",
+        "debtor_time_zones",
+        "debtor_unreachable_since",
+        "moment_utc",
+        "purpose",
+    )
     params = UnreachableParams
 
     def one(self, proposal: Proposal, params: UnreachableParams, ctx: CheckContext) -> Finding:
@@ -270,6 +281,7 @@ def _failed_since(p: Proposal, failed_calls: int, outcomes: tuple[Outcome, ...])
 
 class LocationContact(ContactCap):
     kind = "location_contact"
+    reads = (*ContactCap.reads, "debtor_attorney_represented", "debtor_attorney_consents")
     params = CapParams
 
     def one(self, proposal: Proposal, params: CapParams, ctx: CheckContext) -> Finding:

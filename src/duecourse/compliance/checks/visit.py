@@ -10,7 +10,7 @@ import polars as pl
 from pydantic import Field, StrictInt
 
 from duecourse.compliance.checks.base import Check, CheckContext, Finding, Params, Verdict, findings
-from duecourse.compliance.facts import Outcome, Place, Proposal, Visit
+from duecourse.compliance.facts import PROPOSALS, Outcome, Place, Proposal, Visit
 
 NO_VISIT_FACTS = "a door visit is proposed without its visit facts (staff, identification, entry, recording, notice)"
 STAMP = "%Y-%m-%d %H:%M UTC"
@@ -24,6 +24,18 @@ def _stamp(at: datetime) -> str:
 
 class VisitCheck(Check):
     """A condition on a door visit: other channels are not concerned; a visit without its facts blocks."""
+
+    reads = (
+        *(name for name in PROPOSALS.names() if name.startswith("visit")),
+        "channel",
+        "counterpart",
+        "place",
+        "moment_utc",
+        "moment_local_date",
+        "debt_days_past_due",
+        "debt_balance",
+        "debt_currency",
+    )
 
     def one(self, proposal: Proposal, params: Any, ctx: CheckContext) -> Finding:
         if proposal.channel != "visit":

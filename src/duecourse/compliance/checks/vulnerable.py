@@ -20,6 +20,7 @@ class VulnerableDebtor(Check):
     """A vulnerable debtor may be contacted only with `debtor.vulnerability_approved`; an unknown age blocks."""
 
     kind = "vulnerable_debtor"
+    reads = ("debtor_age", "debtor_birth_date", "debtor_flags", "debtor_vulnerability_approved", "moment_local_date")
     params = VulnerableParams
 
     def one(self, proposal: Proposal, params: VulnerableParams, ctx: CheckContext) -> Finding:

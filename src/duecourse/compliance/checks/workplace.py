@@ -20,6 +20,7 @@ class PlaceParams(Params):
 
 class EmployerProhibitsWorkplace(Check):
     kind = "workplace_prohibited"
+    reads = ("debtor_employer_prohibits_contact", "place")
     params = PlaceParams
 
     def one(self, proposal: Proposal, params: PlaceParams, ctx: CheckContext) -> Finding:
@@ -71,6 +72,7 @@ class EmployerProhibitsWorkplace(Check):
 
 class InconvenientPlace(Check):
     kind = "inconvenient_place"
+    reads = ("debtor_inconvenient_places", "place")
     params = PlaceParams
 
     def one(self, proposal: Proposal, params: PlaceParams, ctx: CheckContext) -> Finding:
