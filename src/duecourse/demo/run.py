@@ -7,14 +7,14 @@ trail reads as if the month had really passed.
 
 from __future__ import annotations
 
-import multiprocessing
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -24,7 +24,6 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, func, make_url, select, text
 
-from duecourse.adapters.channels.letters import letter_face
 from duecourse.adapters.db import tables as t
 from duecourse.audit.chain import as_utc
 from duecourse.audit.log import verify
@@ -157,8 +156,8 @@ def run_demo(
     out.print(_HEADER)
     result.baseline = _one_day(container, engine, book, as_of, demo_dir, rejects_dir, fmt, result)
     out.print(_format_line(result.baseline))
-    if face is not None:
-        face.join()
+    if face is not None and face.wait() != 0:
+        out.print("[yellow]cutting the letters' face failed; the first letter will cut it[/yellow]")
     desk = Desk(container, book, demo_dir, seed, migrated.silent, teams, lapsed)
     desk.start(_evening(as_of), staff)
     for offset in range(days):
@@ -254,14 +253,16 @@ def _one_day(
     )
 
 
-def _cut_letter_face_meanwhile(fonts: Path) -> BaseProcess | None:
+def _cut_letter_face_meanwhile(fonts: Path) -> subprocess.Popen[bytes] | None:
     """On a first run, cut the letters' face (adapters/channels/letters.py: a minute of one core) in another process
     while the book is generated, imported and cycled, instead of when the first letter is printed."""
     if any(fonts.glob("letter-sc-*.otf")):
         return None
-    process = multiprocessing.get_context("spawn").Process(target=letter_face, args=(fonts,), daemon=True)
-    process.start()
-    return process
+    script = (
+        "import sys, pathlib; from duecourse.adapters.channels.letters import letter_face as cut; "
+        "cut(pathlib.Path(sys.argv[1]))"
+    )
+    return subprocess.Popen([sys.executable, "-c", script, str(fonts)])
 
 
 def _evening(day: date, minute: int = 30) -> datetime:
