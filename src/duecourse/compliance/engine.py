@@ -17,13 +17,14 @@ A proposal blocked only by time-only rules (hours, holidays) gets the next momen
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Final, Literal
 
 import polars as pl
 
-from duecourse.compliance.checks.base import FINDINGS, CheckContext, Finding
+from duecourse.compliance.checks.base import FINDINGS, CheckContext, Finding, Params
 from duecourse.compliance.checks.frequency import on_history
 from duecourse.compliance.facts import UTC_TIME, Proposal
 from duecourse.compliance.rulebook import Citation, Rule, Rulebook, Version
@@ -256,13 +257,11 @@ def batch_findings(
     for check in {id(r.check): r.check for r in book.rules if r.check.time_only or not only_time}.values():
         decidable = check.precompute(decidable)
     # Each event's proposal by its row (no join when the history runs in the proposals' order, as the cycle
-    # writes it), then the events split by that proposal's country.
-    by_country = (
-        on_history(history, decidable)
-        .with_columns(country=pl.lit(decidable.get_column("country")).gather(pl.col("_pos")))
-        .drop("_pos")
-        .partition_by("country", as_dict=True, include_key=False)
-    )
+    # writes it), hence its country; a country's events are filtered out when a rule of it first needs them.
+    located = on_history(history, decidable)
+    event_country = decidable.get_column("country").gather(located.get_column("_pos"))
+    located = located.drop("_pos")
+    by_country: dict[str, pl.DataFrame] = {}
     masks: dict[tuple[object, ...], pl.Series] = {}
     subsets: dict[tuple[object, ...], pl.DataFrame] = {}
     present = set(decidable.columns)
@@ -270,7 +269,7 @@ def batch_findings(
     # Only obligations declared by two rules of one rank can conflict; track those rules' subsets.
     contested = _contested(book)
     applied: list[pl.DataFrame] = []
-    parts: list[pl.DataFrame] = []
+    asked: list[tuple[Rule, Params, pl.DataFrame, pl.DataFrame]] = []  # each rule's check: params, subset, history
     for rule in book.rules:
         if only_time and not rule.check.time_only:
             continue
@@ -300,15 +299,21 @@ def batch_findings(
                         rank=pl.lit(rule.rank, pl.Int32()),
                     )
                 )
-            hist = _history_for(rule, by_country, history)
-            found = rule.check.batch(subset, hist, v.params, ctx)
-            if not found.is_empty():
-                parts.append(
-                    found.select(FINDINGS.names()).with_columns(
-                        rule=pl.lit(rule.id),
-                        time_only=pl.lit(rule.check.time_only) & (pl.col("verdict") == "violation"),
-                    )
-                )
+            if rule.country != "*" and rule.country not in by_country:
+                by_country[rule.country] = located.filter(event_country == rule.country)
+            asked.append((rule, v.params, subset, history if rule.country == "*" else by_country[rule.country]))
+    # The checks are independent: they run on as many threads as Polars has, as most of their steps work on
+    # one column at a time on one thread, and Polars releases the GIL while it works.
+    with ThreadPoolExecutor(max_workers=pl.thread_pool_size()) as pool:
+        answers = list(pool.map(lambda a: a[0].check.batch(a[2], a[3], a[1], ctx), asked))
+    parts = [
+        found.select(FINDINGS.names()).with_columns(
+            rule=pl.lit(rule.id),
+            time_only=pl.lit(rule.check.time_only) & (pl.col("verdict") == "violation"),
+        )
+        for (rule, _, _, _), found in zip(asked, answers, strict=True)
+        if not found.is_empty()
+    ]
     found_all = pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=FOUND)
     if only_time:
         return found_all.select(FOUND.names())
@@ -327,13 +332,6 @@ def _rule_mask(rule: Rule, start: date, end: date | None) -> pl.Expr:
     if end is not None:
         mask = mask & (pl.col("moment_local_date") < end)
     return mask
-
-
-def _history_for(rule: Rule, by_country: dict[tuple[object, ...], pl.DataFrame], history: pl.DataFrame) -> pl.DataFrame:
-    """The history rows of the proposals in the rule's country (all of them for a rule of every country)."""
-    if rule.country == "*":
-        return history
-    return by_country.get((rule.country,), history.head(0))
 
 
 def _contested(book: Rulebook) -> set[str]:
