@@ -462,6 +462,14 @@ class LetterRenderer:
         )
         return RenderedDocument(pdf, placed)
 
+    def warm(self) -> None:
+        """Compile the templates and set a line in each language (fontconfig and Pango load the faces): what a
+        process's first document otherwise pays for, done when a worker starts."""
+        for name in self._env.list_templates(extensions=["html"]):
+            self._env.get_template(name)
+        sample = '<article class="letter zh" lang="zh-CN">字 A 1</article><article class="letter en">A 1</article>'
+        weasyprint.HTML(string=sample, base_url=self._base_url).render(stylesheets=self._css, font_config=self._fonts)
+
     def render_pdf(self, letter: Letter) -> bytes:
         """One letter alone as a PDF (a pre-visit notice, a sample)."""
         return self.render([letter], letter.letter_id).pdf
@@ -541,6 +549,7 @@ def _chunks(letters: Sequence[Letter], size: int) -> Iterator[Sequence[Letter]]:
 def _start_worker(directory: Path, font_cache: Path | None, all_started: Barrier) -> None:
     global _worker, _all_started
     _worker = LetterRenderer(directory, font_cache=font_cache)
+    _worker.warm()
     _all_started = all_started
 
 
