@@ -25,7 +25,7 @@ from typing import Final, Literal
 import polars as pl
 
 from duecourse.compliance.checks.base import FINDINGS, CheckContext, Finding, Params
-from duecourse.compliance.checks.frequency import on_history
+from duecourse.compliance.checks.frequency import event_rows
 from duecourse.compliance.facts import UTC_TIME, Proposal
 from duecourse.compliance.rulebook import Citation, Rule, Rulebook, Version
 
@@ -257,10 +257,9 @@ def batch_findings(
     for check in {id(r.check): r.check for r in book.rules if r.check.time_only or not only_time}.values():
         decidable = check.precompute(decidable)
     # Each event's proposal by its row (no join when the history runs in the proposals' order, as the cycle
-    # writes it), hence its country; a country's events are filtered out when a rule of it first needs them.
-    located = on_history(history, decidable)
-    event_country = decidable.get_column("country").gather(located.get_column("_pos"))
-    located = located.drop("_pos")
+    # writes it), hence its country (null: no proposal here); a country's events are filtered out when a rule
+    # of it first needs them.
+    event_country = decidable.get_column("country").gather(event_rows(history, decidable))
     by_country: dict[str, pl.DataFrame] = {}
     masks: dict[tuple[object, ...], pl.Series] = {}
     subsets: dict[tuple[object, ...], pl.DataFrame] = {}
@@ -300,7 +299,7 @@ def batch_findings(
                     )
                 )
             if rule.country != "*" and rule.country not in by_country:
-                by_country[rule.country] = located.filter(event_country == rule.country)
+                by_country[rule.country] = history.filter(event_country == rule.country)
             asked.append((rule, v.params, subset, history if rule.country == "*" else by_country[rule.country]))
     # The checks are independent: they run on as many threads as Polars has, as most of their steps work on
     # one column at a time on one thread, and Polars releases the GIL while it works.

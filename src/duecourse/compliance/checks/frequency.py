@@ -102,7 +102,15 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def on_history(history: pl.DataFrame, proposals: pl.DataFrame) -> pl.DataFrame:
-    """`history` with `_pos`, the row of each event's proposal in `proposals`; events without one are dropped.
+    """`history` with `_pos`, the row of each event's proposal in `proposals`; events without one are dropped."""
+    pos = event_rows(history, proposals)
+    located = history.with_columns(_pos=pos)
+    # Filtering copies every column: only when some events belong to no proposal here.
+    return located if pos.null_count() == 0 else located.filter(pl.col("_pos").is_not_null())
+
+
+def event_rows(history: pl.DataFrame, proposals: pl.DataFrame) -> pl.Series:
+    """The row in `proposals` of each event's proposal (null when it is not there), in the history's order.
 
     The daily cycle and `to_frames` write a proposal's events together, so the lookup runs on the runs of
     equal proposal_id — about one row per proposal — and is gathered back onto the events: the cost of
@@ -112,13 +120,10 @@ def on_history(history: pl.DataFrame, proposals: pl.DataFrame) -> pl.DataFrame:
     """
     run = aligned_runs(history, proposals)
     if run is not None:
-        return history.with_columns(_pos=run)
+        return run
     run = history.get_column("proposal_id").rle_id()
     heads = history.select(pl.col("proposal_id").rle().struct.field("value").alias("proposal_id"))
-    pos = _positions(heads, proposals.get_column("proposal_id"))
-    located = history.with_columns(_pos=pos.gather(run))
-    # Filtering copies every column: only when some events belong to no proposal here.
-    return located if pos.null_count() == 0 else located.filter(pl.col("_pos").is_not_null())
+    return _positions(heads, proposals.get_column("proposal_id")).gather(run)
 
 
 def aligned_runs(history: pl.DataFrame, proposals: pl.DataFrame) -> pl.Series | None:
