@@ -16,7 +16,7 @@ Letters: `--letters` written notices to loans with something overdue, handed to 
 into one print batch (Jinja2 HTML, WeasyPrint with the cut Chinese face, the batch as one document, its manifest),
 in the container's letters service with `--letter-workers` rendering processes (default: one a core; a batch of
 at least 8 letters a worker is cut into one part a worker). The first letter is a phase of its own: it pays the
-one-time cut of the letter face in a fresh home; the workers are then started (timed apart, on stderr).
+one-time cut of the letter face in a fresh home; the workers are then started (timed apart, shown with the batch).
 `--only` runs only the phases named (the actions of the others are not even written).
 Reported per phase: messages, wall time, messages a second, the latency of a batch (claim to recorded:
 p50/p95/max), the CPU seconds of the process and its children (rendering workers included) and the peak RSS so
