@@ -89,13 +89,14 @@ class Container:
 
     @cached_property
     def letters(self) -> Letters:
-        """Letters and notices; the renderer prepares its fonts on first use (slow once, then cached)."""
+        """Letters and notices; the renderer prepares its fonts on first use (slow once, then cached). A print
+        batch large enough is laid out in one process a core (started on first such batch, then kept)."""
         from duecourse.services.letters import Letters
 
         policy = self.visit_deps.policy
-        return Letters.configured(
-            self.settings, self.cipher, self.signer, self.messages, self.strategy, (policy.day_start, policy.day_end)
-        )
+        hours = (policy.day_start, policy.day_end)
+        s = self.settings
+        return Letters.configured(s, self.cipher, self.signer, self.messages, self.strategy, hours, os.cpu_count() or 1)
 
     @cached_property
     def channels(self) -> dict[str, Channel]:
