@@ -69,3 +69,24 @@ def test_a_few_loans_read_as_the_whole_book_holds_them(book: Engine) -> None:
 def test_no_loans_read_nothing(book: Engine) -> None:
     few = load_book(book, DAY, [])
     assert (few.loans.height, few.instalments.height, few.payments.height, few.borrowers.height) == (0, 0, 0, 0)
+
+
+def test_a_connection_reads_the_same_book_inside_its_own_transaction(book: Engine) -> None:
+    keys = load_book(book, DAY).loans.get_column("loan_key").sort().to_list()[::5]
+    through_engine = load_book(book, DAY, keys)
+    with book.begin() as conn:
+        # a write in flight, as when the dispatcher's transaction asks the letters for their amounts
+        conn.execute(
+            insert(t.hold),
+            {"hold_id": "H-IN-FLIGHT", "borrower_key": int(through_engine.loans["borrower_key"][0]), "loan_key": None,
+             "kind": "dispute", "start_date": date(2026, 11, 10), "end_date": None, "pauses_clock": True,
+             "pauses_outreach": True},
+        )  # fmt: skip
+        inside = load_book(conn, DAY, keys)
+    for name in ("loans", "instalments", "payments", "borrowers"):
+        assert getattr(inside, name).equals(getattr(through_engine, name)), name
+    assert inside.conventions == through_engine.conventions
+    # the caller's own write, not yet committed when it was read, is in the book it got
+    assert inside.holds.height == through_engine.holds.height + 1
+    added = inside.holds.join(through_engine.holds, on="hold_key", how="anti")
+    assert added.select("kind", "start_date", "pauses_clock").rows() == [("dispute", date(2026, 11, 10), True)]

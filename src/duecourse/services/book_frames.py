@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from duecourse.adapters.db import tables as t
 from duecourse.adapters.db.bulk import read_frame
@@ -26,15 +26,22 @@ class BookFrames:
     conventions: dict[str, ProductConventions]
 
 
-def load_conventions(engine: Engine) -> dict[str, ProductConventions]:
-    with engine.connect() as conn:
-        rows = conn.execute(select(t.product.c.code, t.product.c.conventions)).all()
+def load_conventions(source: Engine | Connection) -> dict[str, ProductConventions]:
+    query = select(t.product.c.code, t.product.c.conventions)
+    if isinstance(source, Connection):
+        rows = source.execute(query).all()
+    else:
+        with source.connect() as conn:
+            rows = conn.execute(query).all()
     return {code: ProductConventions.from_dict(conv) for code, conv in rows}
 
 
-def load_book(engine: Engine, as_of: date, loan_keys: Collection[int] | None = None) -> BookFrames:
+def load_book(engine: Engine | Connection, as_of: date, loan_keys: Collection[int] | None = None) -> BookFrames:
     """All events with a value date on or before `as_of` (later ones cannot affect the state as of it), of the
     whole book or of `loan_keys` only (with their borrowers, and the holds on those borrowers).
+
+    Given a Connection, the book is read inside the caller's transaction (`bulk.read_frame`): for a few loans
+    while the caller writes, as the letters do inside the dispatcher's transaction.
 
     Payments come back in (loan, value date) order, the order the ledger works in, so it need not sort them.
     (Reading the tables side by side on two connections was tried: the SQLite reads did not overlap and
@@ -95,7 +102,7 @@ def load_book(engine: Engine, as_of: date, loan_keys: Collection[int] | None = N
 
 
 def _with_plans(
-    engine: Engine, instalments: pl.DataFrame, payments: pl.DataFrame, as_of: date, within: str | None
+    engine: Engine | Connection, instalments: pl.DataFrame, payments: pl.DataFrame, as_of: date, within: str | None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Accepted repayment plans effective by `as_of` supersede the schedules they restructure (ledger/plans.py)."""
     accepted = f"effective_date IS NOT NULL AND effective_date <= '{as_of.isoformat()}'" + (

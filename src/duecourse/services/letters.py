@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from sqlalchemy import Connection, Select, and_, event, or_, select
+from sqlalchemy import Connection, Select, event, select
 
 from duecourse.adapters.channels.letters import (
     ComingMeasure,
@@ -39,10 +39,9 @@ from duecourse.adapters.channels.letters import (
 from duecourse.adapters.db import tables as t
 from duecourse.audit import log as audit_log
 from duecourse.audit.chain import AuditRecord
-from duecourse.domain import frames as f
-from duecourse.domain.conventions import ProductConventions
 from duecourse.domain.verification import CodeSigner
 from duecourse.ledger.engine import ledger_state
+from duecourse.services.book_frames import load_book
 from duecourse.services.messages import MessageCatalogue
 from duecourse.services.verification import VALID_FOR, CodeRequest, issue_many
 from duecourse.settings import Settings
@@ -413,9 +412,9 @@ def _debts(conn: Connection, wanted: Sequence[tuple[int, date]]) -> dict[tuple[i
     for loan_key, day in wanted:
         by_day.setdefault(day, set()).add(loan_key)
     for day, keys in sorted(by_day.items()):
-        loans, instalments, payments, holds, conventions = _book(conn, keys, day)
-        state = ledger_state(loans, instalments, payments, holds, conventions, day).join(
-            loans.select("loan_key", "loan_id", "currency"), on="loan_key"
+        book = load_book(conn, day, keys)  # in the caller's transaction: the dispatcher writes meanwhile
+        state = ledger_state(book.loans, book.instalments, book.payments, book.holds, book.conventions, day).join(
+            book.loans.select("loan_key", "loan_id", "currency"), on="loan_key"
         )
         for s in state.iter_rows(named=True):
             out[s["loan_key"], day] = Debt(
@@ -429,41 +428,6 @@ def _debts(conn: Connection, wanted: Sequence[tuple[int, date]]) -> dict[tuple[i
                 days_past_due=s["days_past_due"],
             )
     return out
-
-
-def _book(
-    conn: Connection, loan_keys: set[int], day: date
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame, dict[str, ProductConventions]]:
-    """`services.book_frames.load_book` for a few loans, read through the caller's connection."""
-    ln, i, p, h = t.loan, t.instalment, t.payment, t.hold
-    loans = _frame(conn, select(*(ln.c[c] for c in f.LOANS.names())).where(ln.c.loan_key.in_(loan_keys)), f.LOANS)
-    borrowers = set(loans.get_column("borrower_key").to_list())
-    instalments = _frame(
-        conn, select(*(i.c[c] for c in f.INSTALMENTS.names())).where(i.c.loan_key.in_(loan_keys)), f.INSTALMENTS
-    )
-    payments = _frame(
-        conn,
-        select(*(p.c[c] for c in f.PAYMENTS.names()))
-        .where(p.c.loan_key.in_(loan_keys), p.c.value_date <= day)
-        .order_by(p.c.loan_key, p.c.value_date, p.c.payment_key),
-        f.PAYMENTS,
-    )
-    holds = _frame(
-        conn,
-        select(*(h.c[c] for c in f.HOLDS.names())).where(
-            h.c.start_date <= day,
-            or_(h.c.loan_key.in_(loan_keys), and_(h.c.loan_key.is_(None), h.c.borrower_key.in_(borrowers))),
-        ),
-        f.HOLDS,
-    )
-    products = set(loans.get_column("product").to_list())
-    conventions = {
-        code: ProductConventions.from_dict(conv)
-        for code, conv in conn.execute(
-            select(t.product.c.code, t.product.c.conventions).where(t.product.c.code.in_(products))
-        )
-    }
-    return loans, instalments, payments, holds, conventions
 
 
 def _frame(conn: Connection, query: Select[Any], schema: pl.Schema) -> pl.DataFrame:

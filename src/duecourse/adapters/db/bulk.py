@@ -16,7 +16,7 @@ from urllib.parse import quote
 import adbc_driver_postgresql.dbapi as adbc_pg
 import adbc_driver_sqlite.dbapi as adbc_sqlite
 import polars as pl
-from sqlalchemy import JSON, Boolean, Connection, Date, DateTime, Engine, Integer, LargeBinary, Table, exc
+from sqlalchemy import JSON, Boolean, Connection, Date, DateTime, Engine, Integer, LargeBinary, Table, exc, text
 from sqlalchemy.engine import URL
 
 # Rows converted at a time (CSV text for COPY, tuples for executemany): bounds memory on big frames.
@@ -37,8 +37,12 @@ def adbc_uri(url: URL) -> str:
     raise ValueError(f"no bulk reader for {url.get_backend_name()!r}")
 
 
-def read_frame(engine: Engine, sql: str, schema: pl.Schema) -> pl.DataFrame:
+def read_frame(source: Engine | Connection, sql: str, schema: pl.Schema) -> pl.DataFrame:
     """Run `sql` and return its rows as a frame with exactly `schema` (columns picked by name, cast to type).
+
+    Given a Connection, the rows come through it, inside the caller's transaction, one Python row at a time:
+    for a few loans read while the caller writes (where ADBC must not open a SQLite file, below). Given an
+    Engine, they come through ADBC straight to Arrow: the batch path.
 
     SQLite keeps dates as ISO text and booleans as 0/1; both become `pl.Date` / `pl.Boolean` here. The
     driver delivers rows in batches of about a thousand; the frame is made contiguous once here, since
@@ -47,6 +51,14 @@ def read_frame(engine: Engine, sql: str, schema: pl.Schema) -> pl.DataFrame:
     own SQLite library, whose file locks the sqlite3 module's connections do not see, so opening the file
     can reset the write-ahead log index under the writer (a bus error, or worse).
     """
+    if isinstance(source, Connection):
+        result = source.execute(text(sql))
+        names = list(result.keys())
+        _check_columns(schema, names)
+        return _conform(
+            pl.DataFrame([tuple(r) for r in result], schema=names, orient="row", infer_schema_length=None), schema
+        )
+    engine = source
     uri = adbc_uri(engine.url)
     if engine.dialect.name == "sqlite":
         with adbc_sqlite.connect(uri) as con, con.cursor() as cur:
