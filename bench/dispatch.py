@@ -11,7 +11,9 @@ only a few of each a day on a demo book, so the bench writes them directly). Eac
 claim under a lease, the send-time re-check (the book as of the day through the ledger, holds, the whole
 rulebook at that moment with the contact history), a verification code per message, rendering, the send
 (the Infobip fake over HTTP on loopback, 500 messages a request; a real aiosmtpd server, one connection a
-batch), and the results with their contact events and audit entries; SMS receipts are pulled at the end.
+batch — each in a process of its own, as a provider is another system, and not counted in our CPU), and the
+results with their contact events and audit entries; SMS receipts are pulled at the end. The provider reports
+how many messages it received and how many it was sent twice (none, or exactly-once is broken).
 Letters: `--letters` written notices to loans with something overdue, handed to services/letters.py and rendered
 into one print batch (Jinja2 HTML, WeasyPrint with the cut Chinese face, the batch as one document, its manifest),
 in the container's letters service with `--letter-workers` rendering processes (default: one a core; a batch of
@@ -26,6 +28,7 @@ far (of this process; of the largest rendering worker when there are workers), w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import math
@@ -33,9 +36,11 @@ import os
 import resource
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +51,7 @@ sys.path.insert(0, str(ROOT))  # tests.fakes: the Infobip fake
 DAY = date(2026, 9, 28)
 NOW = datetime(2026, 9, 28, 2, 30, tzinfo=UTC)
 PLANNED = datetime(2026, 9, 28, 2, 0, tzinfo=UTC)
+PROVIDERS: set[int] = set()  # pids of the loopback provider stand-ins: not ours, so not in our CPU or RSS
 TEMPLATES = {
     "sms": "sms.overdue_amount_and_date",
     "email": "email.statement_and_options",
@@ -190,7 +196,7 @@ def descendants() -> list[tuple[int, float]]:
     found, todo = [], [os.getpid()]
     while todo:
         parent = todo.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in PROVIDERS]
         found += children
         todo += children
     out = []
@@ -220,6 +226,58 @@ def cpu_seconds() -> float:
     return total
 
 
+def serve(kind: str) -> None:
+    """`--serve sms|smtp`: the provider's stand-in in a process of its own, as a real provider is another system
+    (in the dispatcher's process its threads took the dispatcher's interpreter lock and CPU). Prints its URL, then
+    runs until standard input closes and prints what it received as JSON."""
+    if kind == "sms":
+        from tests.fakes.infobip import FakeInfobip
+
+        fake = FakeInfobip(push_reports=False).start()
+        print(json.dumps({"url": fake.url, "api_key": fake.api_key}), flush=True)
+        sys.stdin.read()
+        received = {"messages": len(fake.messages), "duplicates": sum(n - 1 for n in fake.submissions.values())}
+        fake.stop()
+    else:
+        from aiosmtpd.controller import Controller
+
+        class Inbox:
+            count = 0
+
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                Inbox.count += 1
+                return "250 OK"
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        controller = Controller(Inbox(), hostname="127.0.0.1", port=port)
+        controller.start()
+        print(json.dumps({"url": f"smtp://127.0.0.1:{port}"}), flush=True)
+        sys.stdin.read()
+        received = {"messages": Inbox.count}
+        controller.stop()
+    print(json.dumps(received), flush=True)
+
+
+@contextlib.contextmanager
+def provider(kind: str) -> Iterator[tuple[dict[str, str], dict[str, int]]]:
+    """Start `serve(kind)` in a child process; yield (its address, what it received — filled in on exit)."""
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--serve", kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdin is not None and child.stdout is not None
+    PROVIDERS.add(child.pid)
+    received: dict[str, int] = {}
+    try:
+        yield json.loads(child.stdout.readline()), received
+    finally:
+        child.stdin.close()
+        received.update(json.loads(child.stdout.readline() or "{}"))
+        child.wait(timeout=30)
+        PROVIDERS.discard(child.pid)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loans", type=int, default=3000)
@@ -231,23 +289,17 @@ def main() -> None:
     )
     parser.add_argument("--database-url")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--serve", choices=("sms", "smtp"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
     only = set(args.only.split(","))
     if only - {"sms", "email", "letters"}:
         parser.error(f"--only names phases among sms, email, letters: not {sorted(only - {'sms', 'email', 'letters'})}")
 
-    from aiosmtpd.controller import Controller
-
     from duecourse.adapters.channels.sms_gateway import InfobipSms
     from duecourse.adapters.channels.smtp import SmtpMailer
-    from tests.fakes.infobip import FakeInfobip
-
-    class Inbox:
-        count = 0
-
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            Inbox.count += 1
-            return "250 OK"
 
     with tempfile.TemporaryDirectory(prefix="duecourse-bench-dispatch-") as tmp:
         home = Path(tmp)
@@ -257,27 +309,17 @@ def main() -> None:
         results = []
 
         if "sms" in only:
-            fake = FakeInfobip(push_reports=False).start()
-            try:
-                sms = InfobipSms(fake.url, fake.api_key, "DueCourse")
+            with provider("sms") as (gateway, received):
+                sms = InfobipSms(gateway["url"], gateway["api_key"], "DueCourse")
                 results.append(phase(container, "sms (Infobip fake)", {"sms": sms}, {}, args.batch))
-                results[-1]["gateway_messages"] = len(fake.messages)
-                results[-1]["duplicates_at_gateway"] = sum(n - 1 for n in fake.submissions.values())
-            finally:
-                fake.stop()
+            results[-1]["gateway_messages"] = received["messages"]
+            results[-1]["duplicates_at_gateway"] = received["duplicates"]
 
         if "email" in only:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-            controller = Controller(Inbox(), hostname="127.0.0.1", port=port)
-            controller.start()
-            try:
-                mailer = SmtpMailer(f"smtp://127.0.0.1:{port}", "collections@example.com")
+            with provider("smtp") as (server, received):
+                mailer = SmtpMailer(server["url"], "collections@example.com")
                 results.append(phase(container, "email (aiosmtpd)", {"email": mailer}, {}, args.batch))
-                results[-1]["smtp_received"] = Inbox.count
-            finally:
-                controller.stop()
+            results[-1]["smtp_received"] = received["messages"]
 
         if "letters" in only:
             letters = {"letter": container.hand_offs()["letter"]}
@@ -314,6 +356,10 @@ def main() -> None:
                 f" {r['workers_peak_rss_mib']} MiB; load average (1 min) {r['load_1min']}"
             )
             print(f"{'':<24} outcomes {r['outcomes']} cancelled {r['cancelled_reasons']}")
+            if "gateway_messages" in r or "smtp_received" in r:
+                got = r.get("gateway_messages", r.get("smtp_received"))
+                twice = r.get("duplicates_at_gateway", "-")
+                print(f"{'':<24} at the provider (its own process): {got} received, {twice} sent twice")
             if "letter_workers" in r:
                 w = r["letter_workers"]
                 print(
