@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from sqlalchemy import Connection, Select, event, select
+from sqlalchemy import Connection, event, select
 
 from duecourse.adapters.channels.letters import (
     ComingMeasure,
@@ -37,6 +37,7 @@ from duecourse.adapters.channels.letters import (
     WrittenNotice,
 )
 from duecourse.adapters.db import tables as t
+from duecourse.adapters.db.bulk import read_frame
 from duecourse.audit import log as audit_log
 from duecourse.audit.chain import AuditRecord
 from duecourse.domain.verification import CodeSigner
@@ -385,12 +386,11 @@ def _local_day(now: datetime, zone: ZoneInfo) -> date:
 
 
 def _actions(conn: Connection, action_keys: Sequence[int]) -> pl.DataFrame:
-    a = t.proposed_action
-    return _frame(
+    keys = ",".join(str(int(k)) for k in sorted(set(action_keys))) or "NULL"  # integers: no SQL can ride in
+    return read_frame(
         conn,
-        select(a.c.action_key, a.c.loan_key, a.c.ladder, a.c.step, a.c.channel, a.c.template)
-        .where(a.c.action_key.in_(set(action_keys)))
-        .order_by(a.c.action_key),
+        "SELECT action_key, loan_key, ladder, step, channel, template FROM proposed_action"
+        f" WHERE action_key IN ({keys}) ORDER BY action_key",
         pl.Schema(
             {
                 "action_key": pl.Int64,
@@ -428,10 +428,6 @@ def _debts(conn: Connection, wanted: Sequence[tuple[int, date]]) -> dict[tuple[i
                 days_past_due=s["days_past_due"],
             )
     return out
-
-
-def _frame(conn: Connection, query: Select[Any], schema: pl.Schema) -> pl.DataFrame:
-    return pl.DataFrame([tuple(r) for r in conn.execute(query)], schema=schema, orient="row")
 
 
 def _remove_on_rollback(conn: Connection, folder: Path) -> None:

@@ -53,11 +53,8 @@ def read_frame(source: Engine | Connection, sql: str, schema: pl.Schema) -> pl.D
     """
     if isinstance(source, Connection):
         result = source.execute(text(sql))
-        names = list(result.keys())
-        _check_columns(schema, names)
-        return _conform(
-            pl.DataFrame([tuple(r) for r in result], schema=names, orient="row", infer_schema_length=None), schema
-        )
+        rows = [tuple(r) for r in result]
+        return _conform(pl.DataFrame(rows, schema=list(result.keys()), orient="row", infer_schema_length=None), schema)
     engine = source
     uri = adbc_uri(engine.url)
     if engine.dialect.name == "sqlite":
