@@ -441,6 +441,7 @@ def test_a_stopped_sms_dispatcher_is_reconciled_without_sending_twice(
 class _Inbox:
     def __init__(self, refuse: str | None = None) -> None:
         self.mails: list[Message] = []
+        self.peers: set[Any] = set()  # the client end of each connection a mail came over
         self.refuse = refuse  # an SMTP reply for every RCPT (e.g. "451 4.3.0 try later")
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
@@ -451,6 +452,7 @@ class _Inbox:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.mails.append(message_from_bytes(envelope.original_content))
+        self.peers.add(session.peer)
         return "250 Message accepted for delivery"
 
 
@@ -488,6 +490,23 @@ def test_email_is_sent_over_smtp_once_with_its_message_id_and_code(world: World,
         assert mail["Content-Type"] == 'text/plain; charset="utf-8"' and mail["Content-Language"] in ("zh", "en")
     assert world.dispatcher({"email": mailer}).run(NOW + timedelta(hours=1)).total("sent") == 0
     assert len(handler.mails) == len(sent)
+
+
+def test_a_large_email_batch_goes_over_several_connections_each_message_once_in_order(
+    inbox: tuple[_Inbox, str],
+) -> None:
+    handler, url = inbox
+    batch = [Outgoing(f"m-{i}", f"debtor{i}@example.com", f"text {i}", f"subject {i}", "en") for i in range(230)]
+    batch[117] = Outgoing("m-117", "not an address", "text", "subject", "en")
+    results = SmtpMailer(url, "collections@example.com", connections=3).send(batch)
+    assert [r.message_id for r in results] == [m.message_id for m in batch]
+    assert [r.status for r in results] == ["sent"] * 117 + ["failed"] + ["sent"] * 112
+    assert sorted(m["Message-ID"] for m in handler.mails) == sorted(
+        f"<m-{i}@example.com>" for i in range(230) if i != 117
+    )
+    assert len(handler.peers) == 3
+    assert len(SmtpMailer(url, "collections@example.com", connections=3).send(batch[:60])) == 60
+    assert len(handler.peers) == 4, "a batch too small for several connections takes one"
 
 
 def test_an_smtp_server_that_says_try_later_is_retried(world: World, inbox: tuple[_Inbox, str]) -> None:
