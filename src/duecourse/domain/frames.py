@@ -121,3 +121,14 @@ def conform(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     if missing:
         raise KeyError(f"frame lacks columns {missing}")
     return frame.select([pl.col(c).cast(t) for c, t in schema.items()])
+
+
+def flag_sorted(frame: pl.DataFrame, column: str) -> pl.DataFrame:
+    """`frame` with `column` flagged ascending if it is (one cheap pass), else unchanged.
+
+    Polars joins two flagged key columns by merging them, ~10x faster than by hashing at 1,000,000 rows;
+    it does not look for order by itself. Frames read by key from the store usually come in key order.
+    """
+    if frame.get_column(column).is_sorted():
+        return frame.with_columns(pl.col(column).set_sorted())
+    return frame

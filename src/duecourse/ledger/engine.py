@@ -9,11 +9,11 @@ principal left at the END of the day, the daily amount rounded once.
 How it stays fast without a per-loan loop (see ledger/README.md):
 1. `book.sorted_book`: instalments and payments as flat arrays in (loan, day) order with running totals;
    each loan is a range of rows.
-2. `settle.settle_clean`: every loan as if its total paid met the schedule as one cumulative sum — exact
-   for loans that never carried penalty, which is most of a book; computed per loan, not per row.
-3. `settle.dirty_loans` finds the others; they are replayed from the first day they depart from that
-   picture, one payment day per pass over all of them (`settle.replay_oldest_first`, or
-   `replay_rows.replay_rows` for component-first products), and written over the clean answer.
+2. `settle.dirty_loans` finds the loans that carried penalty; `settle.settle_clean` settles the others as
+   if their total paid met the schedule as one cumulative sum (exact for them; per loan, not per row).
+3. The dirty loans are replayed from the first day they depart from that picture, one payment day per
+   pass over all of them (`settle.replay_oldest_first`, or `replay_rows.replay_rows` for component-first
+   products), on both cores while the clean ones settle.
 4. `_finish`: credit, days past due (less clock-paused days), bucket.
 """
 
@@ -42,6 +42,8 @@ from duecourse.ledger.settle import (
     settle_clean,
 )
 
+REPLAY_PIECES = 2  # pieces per conventions group of the late payers' replay
+
 
 def ledger_state(
     loans: pl.DataFrame,
@@ -60,20 +62,27 @@ def ledger_state(
     d = day_number(as_of)
     groups, product_group = convention_groups(loans, conventions)
     book = sorted_book(loans, instalments, payments, groups, product_group, as_of)
-    # Independent steps run on both cores (numpy and Polars release the GIL); each only reads the book.
+    pauses = pause_intervals(holds, book.loans, d)
+    dirty = dirty_loans(book, groups, d)
+    dirty_group = book.loans.get_column("group").to_numpy()[dirty]
+    # The late payers replay on the pool while this thread settles the others as clean (numpy and Polars
+    # release the GIL, so both cores stay busy); loans replay independently, so a group is cut in pieces
+    # that balance the two workers.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        found_dirty = pool.submit(dirty_loans, book, groups, d)
-        pauses = pause_intervals(holds, book.loans, d)
-        state = settle_clean(book, groups, d)
-        dirty = found_dirty.result()
-        dirty_group = book.loans.get_column("group").to_numpy()[dirty]
         replays = []
         for g, conv in enumerate(groups):
             replay = replay_rows if conv.allocation_mode is AllocationMode.COMPONENT_FIRST else replay_oldest_first
-            # Loans replay independently: halves of a group keep both cores busy (numpy releases the GIL).
-            for mine in np.array_split(dirty[dirty_group == g], 2):
+            for mine in np.array_split(dirty[dirty_group == g], REPLAY_PIECES):
                 if mine.size:
                     replays.append((mine, pool.submit(replay, book, book.loans[mine], conv, d, pauses)))
+        if dirty.size:
+            clean = np.flatnonzero(~np.isin(np.arange(book.loans.height), dirty, assume_unique=True))
+            settled = settle_clean(book, book.loans[clean], groups, d)
+            state = {column: np.zeros(book.loans.height, dtype=values.dtype) for column, values in settled.items()}
+            for column, values in settled.items():
+                state[column][clean] = values
+        else:
+            state = settle_clean(book, book.loans, groups, d)
         for mine, summary in replays:
             for column, values in summary.result().items():
                 state[column][mine] = values
@@ -101,7 +110,7 @@ def buckets_the_day_before(
     before = as_of - timedelta(days=1)
     d = day_number(before)
     groups, product_group = convention_groups(loans, conventions)
-    live = loans.filter(pl.col("start_date") <= before)
+    live = f.flag_sorted(loans, "loan_key").filter(pl.col("start_date") <= before)
     moved = payments.filter(pl.col("value_date") == as_of).get_column("loan_key").unique().implode()
     quiet = (
         today.select("loan_key", "oldest_unpaid_due_date")
@@ -151,18 +160,11 @@ def transitions(
     unknown = sorted(set(today.get_column("bucket").drop_nulls().unique()) - set(order))
     if unknown:
         raise ConventionError("buckets", f"bucket labels {unknown} are not in any product's buckets")
-    pos = pl.DataFrame(
-        {"bucket": list(order), "pos": list(order.values())}, schema={"bucket": pl.String, "pos": pl.Int32}
-    )
+    position = pl.col("bucket").replace_strict(order, default=None, return_dtype=pl.Int32)
+    before = f.flag_sorted(yesterday.select("loan_key", prev=position), "loan_key")
     moved = (
-        today.select("loan_key", "bucket")
-        .join(pos, on="bucket", how="left", maintain_order="left")
-        .join(
-            yesterday.select("loan_key", "bucket").join(pos, on="bucket", how="left").select("loan_key", prev="pos"),
-            on="loan_key",
-            how="left",
-            maintain_order="left",
-        )
+        f.flag_sorted(today.select("loan_key", pos=position), "loan_key")
+        .join(before, on="loan_key", how="left", maintain_order="left")
         .with_columns(pl.col("prev").fill_null(0))
     )
     now, prev = pl.col("pos"), pl.col("prev")
@@ -199,11 +201,12 @@ def _finish(
         "bucket": _buckets(loans.get_column("group").to_numpy(), dpd, groups),
         "next_due_date": _dates(state["next_due_date"]),
     }
-    return (
+    frame = (
         pl.DataFrame(columns)
         .with_columns(as_of=pl.lit(as_of))
         .select([pl.col(c).cast(t) for c, t in f.LEDGER_STATE.items()])
     )
+    return f.flag_sorted(frame, "loan_key")
 
 
 def _days_past_due(

@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from duecourse.adapters.db.bulk import read_frame, write_frame
 from duecourse.audit import log as audit_log
 from duecourse.audit.chain import AuditRecord
 from duecourse.compliance.port import CompliancePort
+from duecourse.domain import frames as f
 from duecourse.domain.errors import CycleError
 from duecourse.ledger.engine import buckets_the_day_before, effective_payments, ledger_state, transitions
 from duecourse.plans.follow_up import (
@@ -113,29 +115,36 @@ def run_cycle(
     history = _step_history(engine, as_of)
 
     stage("ledger")
-    state = _ledger_with_transitions(book, as_of)
+    state = ledger_state(book.loans, book.instalments, book.payments, book.holds, book.conventions, as_of)
+    # Only the summary and the snapshot need each loan's move since the day before, not the ladder: that
+    # runs on the other core while the ladder works, and is joined before the strategy stage ends.
+    with ThreadPoolExecutor(max_workers=1) as background:
+        moves = background.submit(_transitions, book, state, as_of)
 
-    stage("cases")
-    delinquent = state.filter(pl.col("bucket") != "current").select("loan_key")
-    to_open = (
-        pl.DataFrame(schema={"loan_key": pl.Int64})
-        if replay
-        else delinquent.join(open_cases, on="loan_key", how="anti")
-    )
-    to_close = (
-        open_cases.head(0)
-        if replay
-        else open_cases.join(state.select("loan_key", "bucket", "outstanding_total"), on="loan_key")
-        .filter(pl.col("bucket") == "current")
-        .with_columns(
-            close_reason=pl.when(pl.col("outstanding_total") <= 0).then(pl.lit("paid_off")).otherwise(pl.lit("cured"))
+        stage("cases")
+        delinquent = state.filter(pl.col("bucket") != "current").select("loan_key")
+        to_open = (
+            pl.DataFrame(schema={"loan_key": pl.Int64})
+            if replay
+            else delinquent.join(open_cases, on="loan_key", how="anti")
         )
-    )
+        to_close = (
+            open_cases.head(0)
+            if replay
+            else open_cases.join(state.select("loan_key", "bucket", "outstanding_total"), on="loan_key")
+            .filter(pl.col("bucket") == "current")
+            .with_columns(
+                close_reason=pl.when(pl.col("outstanding_total") <= 0)
+                .then(pl.lit("paid_off"))
+                .otherwise(pl.lit("cured"))
+            )
+        )
 
-    stage("strategy")
-    promises, plans = _follow_ups(engine, book, state, as_of, now, follow_up)
-    facts = loan_facts(book, state, as_of, pausing_loans(promises, plans)).filter(pl.col("outstanding_total") > 0)
-    proposals = propose(facts, history, strategy, as_of)
+        stage("strategy")
+        promises, plans = _follow_ups(engine, book, state, as_of, now, follow_up)
+        facts = loan_facts(book, state, as_of, pausing_loans(promises, plans)).filter(pl.col("outstanding_total") > 0)
+        proposals = propose(facts, history, strategy, as_of)
+        state = state.join(moves.result(), on="loan_key", how="left")
 
     stage("compliance")
     # The gate needs what the ladder knew (facts, with the due dates a message must state).
@@ -173,11 +182,10 @@ def run_cycle(
     return summary
 
 
-def _ledger_with_transitions(book: BookFrames, as_of: date) -> pl.DataFrame:
+def _transitions(book: BookFrames, today: pl.DataFrame, as_of: date) -> pl.DataFrame:
+    """(loan_key, transition): each loan's bucket move since the day before (ledger/engine.py)."""
     args = (book.loans, book.instalments, book.payments, book.holds, book.conventions)
-    today = ledger_state(*args, as_of)
-    yesterday = buckets_the_day_before(today, *args, as_of)
-    return today.join(transitions(today, yesterday, book.conventions), on="loan_key", how="left")
+    return transitions(today, buckets_the_day_before(today, *args, as_of), book.conventions)
 
 
 def _step_history(engine: Engine, as_of: date) -> pl.DataFrame:
@@ -239,7 +247,7 @@ def loan_facts(book: BookFrames, state: pl.DataFrame, as_of: date, pausing: pl.D
         & (pl.col("start_date") <= as_of)
         & (pl.col("end_date").is_null() | (pl.col("end_date") >= as_of))
     )
-    loans = book.loans.select("loan_key", "loan_id", "borrower_key", "product", "currency")
+    loans = f.flag_sorted(book.loans.select("loan_key", "loan_id", "borrower_key", "product", "currency"), "loan_key")
     loan_holds = holds.filter(pl.col("loan_key").is_not_null()).select("loan_key").unique()
     borrower_holds = holds.filter(pl.col("loan_key").is_null()).select("borrower_key").unique()
     held = (
