@@ -1,7 +1,7 @@
 """Benchmark of dispatch: messages a second through the local Infobip fake and SMTP (aiosmtpd), letters a second.
 
 Run: .venv/bin/python bench/dispatch.py [--loans 3000] [--batch 500] [--letters 60] [--only sms,email,letters]
-     [--letter-workers N] [--database-url URL] [--json]
+     [--workers N] [--letter-workers N] [--database-url URL] [--json]
 
 Setup: a fresh SQLite file (or the EMPTY database at --database-url), a demo book of `--loans` loans imported
 (names, numbers and addresses encrypted), and for every loan that owes something on 2026-09-28 one allowed
@@ -19,6 +19,10 @@ into one print batch (Jinja2 HTML, WeasyPrint with the cut Chinese face, the bat
 in the container's letters service with `--letter-workers` rendering processes (default: one a core; a batch of
 at least 8 letters a worker is cut into one part a worker). The first letter is a phase of its own: it pays the
 one-time cut of the letter face in a fresh home; the workers are then started (timed apart, shown with the batch).
+The sms and email phases run in `--workers` dispatching processes (default: one a core on PostgreSQL; one on
+SQLite, which the dispatcher allows only one process): the phase's dispatcher and helpers forked from a fork server
+that is started, as `duecourse dispatch run` starts it, before the setup and imports beside it (its CPU is shown
+apart); forking the helpers, their sends and their CPU are in the phase.
 `--only` runs only the phases named (the actions of the others are not even written).
 Reported per phase: messages, wall time, messages a second, the latency of a batch (claim to recorded:
 p50/p95/max), the CPU seconds of the process and its children (rendering workers included) and the peak RSS so
@@ -139,10 +143,17 @@ def _book_args(engine: Any) -> tuple[Any, ...]:
 
 
 def phase(
-    container: Any, name: str, channels: dict[str, Any], hand_offs: dict[str, Any], batch: int, limit: int | None = None
+    container: Any,
+    name: str,
+    channels: dict[str, Any],
+    hand_offs: dict[str, Any],
+    batch: int,
+    limit: int | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     from duecourse.services import dispatch as d
 
+    policy = d.Policy(batch=batch)
     worker = d.Dispatcher(
         container.engine,
         container.cipher,
@@ -151,8 +162,10 @@ def phase(
         container.compliance,
         channels,
         hand_offs=hand_offs,
-        policy=d.Policy(batch=batch),
+        policy=policy,
         owner=f"bench:{name}",
+        workers=workers,
+        recipe=container.dispatch_recipe(channels, policy),
     )
     marks: list[float] = []
     cpu_before = cpu_seconds()
@@ -165,6 +178,7 @@ def phase(
     moved = sum(n for (_, o), n in summary.counts.items() if o in ("sent", "handed_off"))
     return {
         "phase": name,
+        "workers": workers,
         "outcomes": report["by_channel"],
         "cancelled_reasons": report["cancelled_reasons"],
         "moved": moved,
@@ -216,14 +230,17 @@ def cpu_seconds() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
     total = own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
-    tick = os.sysconf("SC_CLK_TCK")
-    for pid, _ in descendants():
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14 and 15 of stat)
-    return total
+    return total + sum(process_cpu(pid) for pid, _ in descendants())
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds of a live process and of the children it reaped (the helper dispatchers are forked from, and
+    reaped by, the fork server): utime, stime, cutime, cstime (fields 14 to 17 of /proc/PID/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # gone meanwhile
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def serve(kind: str) -> None:
@@ -287,6 +304,12 @@ def main() -> None:
     parser.add_argument(
         "--letter-workers", type=int, default=os.cpu_count(), help="rendering processes (default: one a core)"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count(),
+        help="dispatching processes (default: one a core)",
+    )
     parser.add_argument("--database-url")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--serve", choices=("sms", "smtp"), help=argparse.SUPPRESS)
@@ -300,25 +323,41 @@ def main() -> None:
 
     from duecourse.adapters.channels.sms_gateway import InfobipSms
     from duecourse.adapters.channels.smtp import SmtpMailer
+    from duecourse.bootstrap import DISPATCH_HELPER_MODULES
+    from duecourse.services.dispatch import start_worker_server
 
+    if args.workers is None:
+        args.workers = os.cpu_count() if args.database_url else 1
+    fork_server = None
+    if args.workers > 1 and only & {"sms", "email"}:
+        # As `duecourse dispatch run` does when it starts: the helpers' fork server imports beside the setup.
+        t0 = time.perf_counter()
+        start_worker_server(DISPATCH_HELPER_MODULES)
+        fork_server = {"wall_s": round(time.perf_counter() - t0, 2)}
     with tempfile.TemporaryDirectory(prefix="duecourse-bench-dispatch-") as tmp:
         home = Path(tmp)
         t0 = time.perf_counter()
         container = prepare(home, args.loans, args.database_url, args.letters, only)["container"]
         setup = time.perf_counter() - t0
+        if fork_server is not None:  # its imports (the only process below this one yet), beside the setup
+            fork_server["cpu_s"] = round(sum(process_cpu(pid) for pid, _ in descendants()), 2)
         results = []
 
         if "sms" in only:
             with provider("sms") as (gateway, received):
                 sms = InfobipSms(gateway["url"], gateway["api_key"], "DueCourse")
-                results.append(phase(container, "sms (Infobip fake)", {"sms": sms}, {}, args.batch))
+                results.append(
+                    phase(container, "sms (Infobip fake)", {"sms": sms}, {}, args.batch, workers=args.workers)
+                )
             results[-1]["gateway_messages"] = received["messages"]
             results[-1]["duplicates_at_gateway"] = received["duplicates"]
 
         if "email" in only:
             with provider("smtp") as (server, received):
                 mailer = SmtpMailer(server["url"], "collections@example.com")
-                results.append(phase(container, "email (aiosmtpd)", {"email": mailer}, {}, args.batch))
+                results.append(
+                    phase(container, "email (aiosmtpd)", {"email": mailer}, {}, args.batch, workers=args.workers)
+                )
             results[-1]["smtp_received"] = received["messages"]
 
         if "letters" in only:
@@ -340,11 +379,16 @@ def main() -> None:
             finally:
                 renderer.close()
 
-        out = {"loans": args.loans, "setup_s": round(setup, 1), "phases": results}
+        out = {"loans": args.loans, "setup_s": round(setup, 1), "fork_server": fork_server, "phases": results}
         if args.json:
             print(json.dumps(out, indent=2, ensure_ascii=False))
             return
         print(f"{args.loans} loans; setup (book, import, actions) {setup:.1f} s")
+        if fork_server is not None:
+            print(
+                f"fork server of the helper dispatchers: started in {fork_server['wall_s']} s, its imports"
+                f" {fork_server['cpu_s']} s of CPU beside the setup"
+            )
         for r in results:
             lat = r["batch_latency_s"]
             print(
@@ -352,8 +396,8 @@ def main() -> None:
                 f" batch p50 {lat['p50']} s, p95 {lat['p95']} s, max {lat['max']} s; peak RSS {r['peak_rss_mib']} MiB"
             )
             print(
-                f"{'':<24} CPU {r['cpu_s']} s ({r['cpu_ms_each']} ms each); workers' peak RSS"
-                f" {r['workers_peak_rss_mib']} MiB; load average (1 min) {r['load_1min']}"
+                f"{'':<24} {r['workers']} process(es); CPU {r['cpu_s']} s ({r['cpu_ms_each']} ms each);"
+                f" workers' peak RSS {r['workers_peak_rss_mib']} MiB; load average (1 min) {r['load_1min']}"
             )
             print(f"{'':<24} outcomes {r['outcomes']} cancelled {r['cancelled_reasons']}")
             if "gateway_messages" in r or "smtp_received" in r:

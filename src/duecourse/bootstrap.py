@@ -10,8 +10,9 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
-from typing import TYPE_CHECKING
+from functools import cached_property, partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import Connection, Engine
 
@@ -138,19 +139,39 @@ class Container:
 
         return {"letter": letter, "call": call, "visit": visit}
 
-    def dispatcher(self, policy: DispatchPolicy, channels: Mapping[str, Channel] | None = None) -> Dispatcher:
+    def dispatcher(
+        self, policy: DispatchPolicy, channels: Mapping[str, Channel] | None = None, workers: int = 1
+    ) -> Dispatcher:
         from duecourse.services.dispatch import Dispatcher
 
+        channels = self.channels if channels is None else channels
         return Dispatcher(
             engine=self.engine,
             cipher=self.cipher,
             signer=self.signer,
             messages=self.messages,
             gate=self.compliance,
-            channels=self.channels if channels is None else channels,
+            channels=channels,
             hand_offs=self.hand_offs(),
             policy=policy,
             owner=f"dispatcher:{os.uname().nodename}:{os.getpid()}",
+            workers=workers,
+            recipe=self.dispatch_recipe(channels, policy),
+        )
+
+    def dispatch_recipe(self, channels: Mapping[str, Channel], policy: DispatchPolicy) -> Callable[[], Dispatcher]:
+        """How a helper process builds a dispatcher equal to this container's (message channels only: the
+        hand-offs stay with the starting process)."""
+        return partial(
+            helper_dispatcher,
+            self.settings.database_url,
+            self.settings.data_key_path,
+            self.signer,
+            self.rulebook,
+            self.check_context,
+            self.messages,
+            dict(channels),
+            policy,
         )
 
     @cached_property
@@ -168,6 +189,30 @@ class Container:
     @cached_property
     def compliance(self) -> CompliancePort:
         return RulebookGate(self.engine, self.rulebook, self.check_context, self.messages)
+
+
+# Imported once in the process helper dispatchers are forked from (services/dispatch.py, `start_worker_server`).
+DISPATCH_HELPER_MODULES: Final = ("duecourse.bootstrap", "duecourse.services.dispatch", "sqlalchemy.orm")
+
+
+def helper_dispatcher(
+    database_url: str,
+    data_key_path: Path,
+    signer: CodeSigner,
+    rulebook: Rulebook,
+    ctx: CheckContext,
+    messages: MessageCatalogue,
+    channels: Mapping[str, Channel],
+    policy: DispatchPolicy,
+) -> Dispatcher:
+    """A dispatcher in a helper process: what the starting process loaded comes pickled (the rulebook, the
+    screened messages); the database connections and the data key's cipher are made here."""
+    from duecourse.services.dispatch import Dispatcher
+
+    engine = make_engine(database_url)
+    gate = RulebookGate(engine, rulebook, ctx, messages)
+    cipher = FieldCipher.from_key_file(data_key_path)
+    return Dispatcher(engine, cipher, signer, messages, gate, channels, policy=policy)
 
 
 def build(settings: Settings | None = None) -> Container:

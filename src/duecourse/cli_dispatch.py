@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from duecourse import bootstrap
 from duecourse.services import dispatch as d
+from duecourse.settings import Settings
 
 dispatch_app = typer.Typer(
     no_args_is_help=True, help="Send allowed actions from the outbox through the channels; dead letters."
@@ -47,13 +49,29 @@ def run(
     batch: Annotated[int, typer.Option("--batch", min=1, help="Messages per claimed batch.")] = 500,
     lease_seconds: Annotated[int, typer.Option("--lease-seconds", min=1, help="How long a claim lasts.")] = 300,
     max_attempts: Annotated[int, typer.Option("--max-attempts", min=1, help="Attempts before a dead letter.")] = 5,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes sending at once, each claiming its own batches (default: one a core; one on SQLite).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Reconcile stopped sends, enqueue due actions, re-check and send them, pull delivery reports."""
-    c = bootstrap.build()
+    settings = Settings.from_env()
+    sqlite = settings.database_url.startswith("sqlite")
+    workers = workers or (1 if sqlite else os.cpu_count() or 1)
+    if workers > 1 and sqlite:
+        err.print(f"[red]--workers {workers}: {d.SQLITE_ONE_PROCESS}[/red]")
+        raise typer.Exit(2)
+    if workers > 1:
+        d.start_worker_server(bootstrap.DISPATCH_HELPER_MODULES)  # its imports run while this process starts
+    c = bootstrap.build(settings)
     at = _instant(now, c)
     policy = d.Policy(batch=batch, lease=timedelta(seconds=lease_seconds), max_attempts=max_attempts)
-    worker = c.dispatcher(policy)
+    worker = c.dispatcher(policy, workers=workers)
     with Progress(
         TextColumn("dispatch"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=as_json
     ) as progress:

@@ -8,12 +8,14 @@ import re
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from email.message import Message
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from duecourse.adapters.channels.smtp import SmtpMailer
 from duecourse.adapters.crypto import FieldCipher
 from duecourse.adapters.db import tables as t
 from duecourse.audit import log as audit_log
-from duecourse.bootstrap import Container
+from duecourse.bootstrap import Container, helper_dispatcher
 from duecourse.compliance.calendar import HolidayCalendar
 from duecourse.compliance.checks.base import CheckContext
 from duecourse.compliance.rulebook import load_rulebook
@@ -408,6 +410,66 @@ class StopsAround:
 
     def close(self) -> None:
         self.inner.close()
+
+
+@dataclass
+class HoldsFirstBatch:
+    """A real channel whose dispatcher holds its first claimed batch until another process has sent something."""
+
+    inner: Any
+    gateway: FakeInfobip
+    held: bool = False
+
+    @property
+    def provider(self) -> str:
+        return str(self.inner.provider)
+
+    def send(self, messages: Sequence[Outgoing]) -> list[Result]:
+        deadline = time.monotonic() + 120
+        while not self.held and not self.gateway.messages and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.held = True
+        return self.inner.send(messages)  # type: ignore[no-any-return]
+
+    def look_up(self, message_ids: Sequence[str]) -> set[str] | None:
+        return self.inner.look_up(message_ids)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_several_dispatching_processes_send_each_message_once_and_leave_none(
+    world: World, gateway: FakeInfobip
+) -> None:
+    policy = d.Policy(batch=1)  # the demo day plans a few messages a channel: a batch each
+    url = world.engine.url.render_as_string(hide_password=False)
+    recipe = partial(
+        helper_dispatcher,
+        url,
+        world.tmp / "data.key",
+        world.signer,
+        RULES,
+        CTX,
+        MESSAGES,
+        {"sms": sms(gateway)},
+        policy,
+    )
+    parent = world.dispatcher({"sms": HoldsFirstBatch(sms(gateway), gateway)})
+    if world.engine.dialect.name == "sqlite":
+        with pytest.raises(ValueError, match="one process"):
+            replace(parent, workers=2, recipe=recipe)
+        return
+    summary = replace(parent, policy=policy, workers=3, recipe=recipe).run(NOW)
+    rows = world.rows("sms")
+    assert {r.state for r in rows} <= {"sent", "delivered", "cancelled"}, "nothing left queued or sending"
+    sent = [r for r in rows if r.state != "cancelled"]
+    assert len(sent) == len(gateway.messages) == summary.counts[("sms", "sent")] > 2
+    assert set(gateway.submissions.values()) == {1}, "each message reached the gateway once"
+    assert {d.message_id(r.idempotency_key) for r in sent} == set(gateway.messages)
+    owners = Counter(r.lease_owner for r in sent)
+    assert len(owners) >= 2 and parent.owner in owners, "the helpers sent batches beside the starting process"
+    assert len(world.events(outcome="connected")) == len(sent)
+    verify_ok(world)
 
 
 @pytest.mark.parametrize("after", [True, False], ids=["died-after-send", "died-before-send"])

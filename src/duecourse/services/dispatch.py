@@ -8,15 +8,24 @@ the codes, then the sends outside any transaction, then the results with their c
 `sending` row whose lease ran out belongs to a dispatcher that stopped mid-send: it is reconciled before
 anything is sent again — asked of the provider where the provider can be asked, dead-lettered "in
 doubt" where it cannot. Services reach the channel adapters through the `Channel` port below.
+
+Several processes may share one outbox: the lease-taking claim gives each batch to one of them. With
+`workers` > 1 and a `recipe` (a picklable way to build an equal dispatcher elsewhere), `run` starts
+`workers - 1` helper processes that claim and send batches beside it; they are forked from a server process
+that has the modules imported already (`start_worker_server`), since a fork of this process would copy its
+threads' locks (Polars' pool among them) and a fresh interpreter spends seconds importing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from multiprocessing import forkserver
 from typing import Any, Final, Protocol, runtime_checkable
 
 import polars as pl
@@ -41,6 +50,11 @@ STATES: Final = ("queued", "sending", "sent", "delivered", "failed", "cancelled"
 MESSAGE_CHANNELS: Final = ("sms", "email", "app")  # sent by a channel adapter
 HAND_OFF_CHANNELS: Final = ("letter", "call", "visit")  # handed to another service
 ORIGIN: Final = "dispatch"
+SQLITE_ONE_PROCESS: Final = (
+    "a SQLite outbox is sent by one process: the batch reads (ADBC) bring a SQLite library of their own, whose"
+    " closing a file drops this process's other locks on it, and another process then resets the shared WAL"
+    " index under it (a bus error); several processes need PostgreSQL"
+)
 SUBJECT: Final = {"zh": "{}：关于您的借款 {}", "en": "{}: about your loan {}"}  # lender, loan id
 
 
@@ -103,6 +117,12 @@ class Summary:
     def add(self, channel: str, outcome: str, n: int = 1) -> None:
         if n:
             self.counts[(channel, outcome)] += n
+
+    def merge(self, other: Summary) -> None:
+        """Add what a helper process did (it neither enqueues nor pulls receipts)."""
+        self.counts.update(other.counts)
+        self.cancelled.update(other.cancelled)
+        self.errors += other.errors
 
     def total(self, outcome: str) -> int:
         return sum(n for (_, o), n in self.counts.items() if o == outcome)
@@ -171,6 +191,14 @@ class Dispatcher:
     policy: Policy = field(default_factory=Policy)
     owner: str = "dispatcher"
     actor: str = "system:dispatch"
+    workers: int = 1  # processes sending at once, this one included (helpers need a recipe)
+    recipe: Callable[[], Dispatcher] | None = None  # picklable: builds this dispatcher's equal in another process
+
+    def __post_init__(self) -> None:
+        if self.workers > 1 and self.recipe is None:
+            raise ValueError("several dispatching processes need a recipe to build the helpers' dispatchers")
+        if self.workers > 1 and self.engine.dialect.name == "sqlite":
+            raise ValueError(SQLITE_ONE_PROCESS)
 
     # --- the run ------------------------------------------------------------------------------------
 
@@ -194,16 +222,33 @@ class Dispatcher:
             total = min(total, limit)
         done = 0
         on_batch(done, total)
+        # A limit is one count over all the sends: kept exact by sending in this process only.
+        helpers = self._helpers(now) if limit is None and total > self.policy.batch else []
         while done < total:
             claimed = self.claim(now, min(self.policy.batch, total - done))
             if claimed.is_empty():
                 break
             self.process(claimed, now, summary)
             done += claimed.height
-            on_batch(done, total)
+            on_batch(total - self.claimable(now) if helpers else done, total)
+        for helper in helpers:
+            summary.merge(helper.result())
+        if helpers:
+            on_batch(total, total)
         self.pull_receipts(now, summary)
         summary.waiting = self.left_waiting(now)
         return summary
+
+    def _helpers(self, now: datetime) -> list[Future[Summary]]:
+        """Start the helper processes, each sending batches until none is left to claim (`drain`)."""
+        if self.workers < 2 or self.recipe is None:
+            return []
+        # Both take different batches: SKIP LOCKED in `claim`.
+        context = multiprocessing.get_context("forkserver")
+        pool = ProcessPoolExecutor(self.workers - 1, context)
+        helpers = [pool.submit(drain, self.recipe, f"{self.owner}/{i}", now) for i in range(1, self.workers)]
+        pool.shutdown(wait=False)  # the processes end when their work is done
+        return helpers
 
     def served(self) -> list[str]:
         return [c for c in MESSAGE_CHANNELS if c in self.channels] + [
@@ -596,15 +641,6 @@ class Dispatcher:
             )
             sealed = [self.cipher.encrypt(c, "dispatch_outbox.code_enc") for c in codes]
             digests = [digest(c) for c in codes]
-            conn.execute(
-                update(o)
-                .where(o.c.outbox_key == bindparam("k"))
-                .values(code_enc=bindparam("e"), code_digest=bindparam("d")),
-                [
-                    {"k": k, "e": e, "d": d}
-                    for k, e, d in zip(fresh.get_column("outbox_key"), sealed, digests, strict=True)
-                ],
-            )
             go = go.update(
                 pl.DataFrame(
                     {"outbox_key": fresh.get_column("outbox_key"), "code_enc": sealed, "code_digest": digests}
@@ -628,13 +664,30 @@ class Dispatcher:
             .then(pl.format(SUBJECT["zh"], "lender_name", "loan_id"))
             .otherwise(pl.format(SUBJECT["en"], "lender_name", "loan_id"))
         )
-        ids = [message_id(k) for k in go.get_column("idempotency_key")]
-        # Known before the send: a delivery report can arrive before the send's result is recorded.
-        conn.execute(
-            update(o).where(o.c.outbox_key == bindparam("k")).values(provider_message_id=bindparam("m")),
-            [{"k": k, "m": m} for k, m in zip(go.get_column("outbox_key"), ids, strict=True)],
+        go = go.with_columns(
+            message_id=pl.Series([message_id(k) for k in go.get_column("idempotency_key")], dtype=pl.String),
+            provider=pl.col("channel").replace_strict({ch: a.provider for ch, a in self.channels.items()}),
+            subject=subject,
         )
-        return go.with_columns(message_id=pl.Series(ids, dtype=pl.String), subject=subject)
+        # The code (the same one on a retry), and the message id and provider known before the send: a delivery
+        # report can arrive before the send's result is recorded.
+        conn.execute(
+            update(o)
+            .where(o.c.outbox_key == bindparam("k"))
+            .values(
+                code_enc=bindparam("e"),
+                code_digest=bindparam("d"),
+                provider=bindparam("p"),
+                provider_message_id=bindparam("m"),
+            ),
+            [
+                {"k": k, "e": e, "d": dg, "p": p, "m": m}
+                for k, e, dg, p, m in go.select(
+                    "outbox_key", "code_enc", "code_digest", "provider", "message_id"
+                ).iter_rows()
+            ],
+        )
+        return go
 
     def _with_addresses(self, conn: Connection, go: pl.DataFrame) -> pl.DataFrame:
         """The borrower's own first valid, consented contact point of the channel's kind (as the gate chose it)."""
@@ -678,7 +731,7 @@ class Dispatcher:
                     [(r.message_id, r.status, r.provider_message_id, r.error) for r in results],
                     schema=RESULTS,
                     orient="row",
-                ).with_columns(provider=pl.lit(adapter.provider))
+                )
             )
         return pl.concat(frames)
 
@@ -969,6 +1022,29 @@ class Dispatcher:
             if receipts:
                 for outcome, n in record_receipts(self.engine, receipts, now, self.actor).items():
                     summary.add(channel, outcome, n)
+
+
+def drain(recipe: Callable[[], Dispatcher], owner: str, now: datetime) -> Summary:
+    """A helper process: claim and send batches as `owner` until there is nothing left to claim at `now`.
+    Reconciling, enqueueing and pulling receipts are the starting dispatcher's."""
+    worker = replace(recipe(), owner=owner, workers=1)
+    summary = Summary()
+    try:
+        while not (claimed := worker.claim(now, worker.policy.batch)).is_empty():
+            worker.process(claimed, now, summary)
+    finally:
+        for adapter in worker.channels.values():
+            adapter.close()
+        worker.engine.dispose()
+    return summary
+
+
+def start_worker_server(modules: Sequence[str]) -> None:
+    """Start the process helpers are forked from, with `modules` imported in it once (seconds of imports that
+    each helper would otherwise repeat): early, so that it gets ready while this process starts its work."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(modules))
+    forkserver.ensure_running()
 
 
 # What the send-time check reads of a loan (cycle.loan_facts), in the columns the gate takes from the cycle.

@@ -96,6 +96,10 @@ class InfobipSms:
         self._prefix = parts.path.rstrip("/")
         self._conn: http.client.HTTPConnection | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable for a helper dispatcher process, which opens its own connection."""
+        return {**self.__dict__, "_conn": None}
+
     # --- sending ---------------------------------------------------------------------------------
 
     def send(self, messages: Sequence[Outgoing]) -> list[Result]:
