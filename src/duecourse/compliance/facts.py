@@ -11,8 +11,8 @@ unknown fact blocks with "missing facts".
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time
-from typing import Annotated, Literal
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from typing import Annotated, Any, Literal
 
 import polars as pl
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
@@ -374,6 +374,109 @@ def to_frames(proposals: Sequence[Proposal]) -> tuple[pl.DataFrame, pl.DataFrame
     rows = [proposal_row(p) for p in proposals]
     events = [row for p in proposals for row in history_rows(p)]
     return pl.DataFrame(rows, schema=PROPOSALS), pl.DataFrame(events, schema=HISTORY)
+
+
+def from_frames(proposals: pl.DataFrame, history: pl.DataFrame) -> list[Proposal]:
+    """The proposals of a `PROPOSALS` frame with their `HISTORY` events: the inverse of `to_frames`.
+
+    Rows with visit facts cannot be turned back (the frame keeps the team's counts, not its members): a
+    ValueError says so, as pydantic's ValidationError (a ValueError) does for a row the wire model refuses.
+    """
+    events: dict[str, list[dict[str, object]]] = {}
+    for e in history.iter_rows(named=True):
+        events.setdefault(e["proposal_id"], []).append(
+            {
+                "at": e["at"],
+                "channel": e["channel"],
+                "counterpart": e["counterpart"],
+                "address": e["address"],
+                "outcome": e["outcome"],
+                "initiated_by": e["initiated_by"],
+                "debts": e["debts"] or [],
+                "actor": {"kind": e["actor_kind"], "name": e["actor_name"]},
+            }
+        )
+    return [_proposal(r, events.get(r["proposal_id"], [])) for r in proposals.iter_rows(named=True)]
+
+
+def _proposal(r: dict[str, Any], history: list[dict[str, object]]) -> Proposal:
+    if r["visit"]:
+        raise ValueError(f"proposal {r['proposal_id']}: a visit's staff cannot be rebuilt from its frame row")
+
+    def windows(name: str) -> list[dict[str, time]]:
+        return [{"start": _clock(w["start_minute"]), "end": _clock(w["end_minute"])} for w in r[name] or []]
+
+    moment: datetime = r["moment_utc"]
+    offset = timedelta(minutes=r["moment_offset_minutes"])
+    message = None if r["message_text"] is None else {"text": r["message_text"], "language": r["message_language"]}
+    return Proposal.model_validate(
+        {
+            "id": r["proposal_id"],
+            "jurisdiction": {"country": r["country"], "region": r["region"]},
+            "moment": moment.astimezone(timezone(offset)),
+            "actor": {"kind": r["actor_kind"], "name": r["actor_name"]},
+            "channel": r["channel"],
+            "counterpart": r["counterpart"],
+            "purpose": r["purpose"],
+            "address": r["address"],
+            "place": r["place"],
+            "message": message,
+            "debtor": {
+                "id": r["debtor_id"],
+                "time_zones": r["debtor_time_zones"] or [],
+                "birth_date": r["debtor_birth_date"],
+                "age": r["debtor_age"],
+                "flags": r["debtor_flags"] or [],
+                "vulnerability_approved": r["debtor_vulnerability_approved"],
+                "attorney_represented": r["debtor_attorney_represented"],
+                "attorney_consents": r["debtor_attorney_consents"],
+                "cease": None
+                if r["debtor_cease_at"] is None
+                else {"at": r["debtor_cease_at"], "form": r["debtor_cease_form"]},
+                "dispute": None
+                if r["debtor_dispute_open"] is None
+                else {
+                    "open": r["debtor_dispute_open"],
+                    "written": r["debtor_dispute_written"],
+                    "at": r["debtor_dispute_at"],
+                },
+                "opted_out_channels": r["debtor_opted_out_channels"] or [],
+                "opted_out_addresses": r["debtor_opted_out_addresses"] or [],
+                "agreed_windows": windows("debtor_agreed_windows"),
+                "inconvenient_windows": windows("debtor_inconvenient_windows"),
+                "inconvenient_places": r["debtor_inconvenient_places"] or [],
+                "employer_prohibits_contact": r["debtor_employer_prohibits_contact"],
+                "reachable": r["debtor_reachable"],
+                "unreachable_since": r["debtor_unreachable_since"],
+                "breathing_space": None
+                if r["debtor_breathing_space_start"] is None
+                else {
+                    "start": r["debtor_breathing_space_start"],
+                    "end": r["debtor_breathing_space_end"],
+                    "kind": r["debtor_breathing_space_kind"],
+                },
+                "consent_to_call_at": r["debtor_consent_to_call_at"],
+            },
+            "debt": {
+                "id": r["debt_id"],
+                "days_past_due": r["debt_days_past_due"],
+                "balance": r["debt_balance"],
+                "currency": r["debt_currency"],
+                "due_date": r["debt_due_date"],
+                "time_barred": r["debt_time_barred"],
+                "in_validation_period": r["debt_in_validation_period"],
+                "fees_claimed": r["debt_fees_claimed"],
+                "fees_allowed": r["debt_fees_allowed"],
+                "payment_account": r["debt_payment_account"],
+                "official_accounts": r["debt_official_accounts"] or [],
+            },
+            "history": history,
+        }
+    )
+
+
+def _clock(minute: int) -> time:
+    return time(minute // 60, minute % 60)
 
 
 def age_on(p: Proposal, day: date) -> int | None:

@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 
 from duecourse.adapters.db.bulk import read_frame
 from duecourse.compliance.checks.base import CheckContext
-from duecourse.compliance.engine import NO_RULE, decide_batch
+from duecourse.compliance.engine import NO_RULE, decide_frame
 from duecourse.compliance.facts import HISTORY, PROPOSALS, UTC_TIME, WINDOW
 from duecourse.compliance.port import DECISION_COLUMNS
 from duecourse.compliance.rulebook import Rulebook
@@ -94,7 +94,7 @@ class RulebookGate:
         frame = self.compliance_frame(proposals, as_of, at)
         contact = frame.filter(pl.col("channel").is_not_null())
         history = self._history(contact, at or datetime.combine(as_of, SEND_AT, UTC))
-        decided = decide_batch(self.book, contact.select(PROPOSALS.names()), history, self.ctx)
+        decided = decide_frame(self.book, contact.select(PROPOSALS.names()), history, self.ctx)
         decided = self._visit_candidates(decided, contact)
         decided = decided.with_columns(
             compliance_rules=pl.col("violations").list.eval(pl.element().struct.field("rule")).list.join(","),

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from duecourse.compliance.calendar import HolidayCalendar
 from duecourse.compliance.checks.base import CheckContext
-from duecourse.compliance.engine import decide, decide_batch
-from duecourse.compliance.facts import Proposal, to_frames
+from duecourse.compliance.engine import FEW, decide, decide_batch, decide_frame
+from duecourse.compliance.facts import Proposal, from_frames, to_frames
 from duecourse.compliance.rulebook import Rulebook, load_rulebook
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -156,16 +156,54 @@ def _blocking(outcomes: list[tuple[str, str]]) -> set[tuple[str, str]]:
     return set(outcomes)
 
 
-# No shrinking: a failure prints the whole batch, and shrinking eight full proposals takes minutes.
-@settings(
-    max_examples=40,
-    deadline=None,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+def _random_proposals(examples: int) -> Any:
+    # No shrinking: a failure prints the whole batch, and shrinking several full proposals takes minutes.
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
+@_random_proposals(40)
 @given(batch=proposals(8))
 def test_single_and_batch_paths_agree(batch: list[Proposal]) -> None:
     _agree(BOOK, batch)
+
+
+@_random_proposals(40)
+@given(batch=proposals(4))
+def test_frames_turn_back_into_the_proposals_they_came_from(batch: list[Proposal]) -> None:
+    frame, history = to_frames(batch)
+    if frame.get_column("visit").any():  # the frame keeps a visit team's counts, not its members
+        with pytest.raises(ValueError, match="visit's staff"):
+            from_frames(frame, history)
+        batch = [p for p in batch if p.visit is None]
+        frame, history = to_frames(batch)
+    rebuilt = from_frames(frame, history)
+    # Equal as values (other moments are instants: the frame keeps them in UTC); the proposed moment keeps its
+    # own UTC offset too, which picks the local day a rule version is in force on.
+    assert [p.model_dump() for p in rebuilt] == [p.model_dump() for p in batch]
+    assert [p.moment.isoformat() for p in rebuilt] == [p.moment.isoformat() for p in batch]
+
+
+# The live path of the gate: few proposals are decided one by one; the answer is decide_batch's, row for row.
+@_random_proposals(25)
+@given(batch=proposals(3))
+def test_a_few_proposals_decided_one_by_one_match_the_batch(batch: list[Proposal]) -> None:
+    frame, history = to_frames([p for p in batch if p.visit is None])
+    assert frame.height <= FEW
+    few = decide_frame(BOOK, frame, history, CTX)
+    batched = decide_batch(BOOK, frame, history, CTX)
+    assert few.get_column("proposal_id").to_list() == batched.get_column("proposal_id").to_list()
+    for one, many in zip(few.iter_rows(named=True), batched.iter_rows(named=True), strict=True):
+        assert one["decision"] == many["decision"], (one, many)
+        assert one["time_only"] == many["time_only"], (one, many)
+        assert one["next_allowed_at"] == many["next_allowed_at"], (one, many)
+        assert sorted((v["rule"], v["verdict"]) for v in one["violations"]) == sorted(
+            (v["rule"], v["verdict"]) for v in many["violations"]
+        )
 
 
 def _agree(book: Rulebook, batch: list[Proposal]) -> None:
@@ -211,3 +249,34 @@ def test_unknown_jurisdiction_is_blocked_with_a_reason(country: str) -> None:
             ),
         ],
     )
+
+
+def test_a_frame_with_no_decidable_proposal_still_locates_its_history() -> None:
+    """Every proposal outside the packs and some history: all are blocked (the history locates no proposal)."""
+    lone = Proposal.model_validate(
+        {
+            "id": "z",
+            "jurisdiction": {"country": "FR"},
+            "moment": "2026-03-03T10:00:00+01:00",
+            "actor": {"kind": "lender", "name": "L"},
+            "channel": "sms",
+            "counterpart": "debtor",
+            "purpose": "collect",
+            "debtor": {"id": "b", "time_zones": ["Europe/Paris"]},
+            "debt": {"id": "d", "days_past_due": 10, "balance": 100, "currency": "EUR"},
+            "history": [
+                {
+                    "at": "2026-03-02T10:00:00+00:00",
+                    "channel": "call",
+                    "counterpart": "debtor",
+                    "outcome": "no_answer",
+                    "actor": {"kind": "lender", "name": "L"},
+                }
+            ],
+        }
+    )
+    frame, history = to_frames([lone])
+    decided = decide_batch(BOOK, frame, history, CTX).row(0, named=True)
+    assert decided["decision"] == "block"
+    assert [v["rule"] for v in decided["violations"]] == ["ENGINE.NO_PACK"]
+    _agree(BOOK, [lone])

@@ -142,6 +142,8 @@ def aligned_runs(history: pl.DataFrame, proposals: pl.DataFrame) -> pl.Series | 
 
 def _positions(heads: pl.DataFrame, ids: pl.Series) -> pl.Series:
     """The row in `ids` of each head's proposal_id (null when absent)."""
+    if ids.is_empty():  # e.g. every proposal of the frame is in a jurisdiction without a pack
+        return pl.Series("_pos", [None] * heads.height, dtype=pl.UInt32)
     keyed = pl.DataFrame({"_key": ids.hash(), "_pos": pl.int_range(ids.len(), dtype=pl.UInt32, eager=True)})
     found = heads.with_columns(_key=pl.col("proposal_id").hash()).join(
         keyed, on="_key", how="left", maintain_order="left"
