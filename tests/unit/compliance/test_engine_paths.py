@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from duecourse.compliance.calendar import HolidayCalendar
 from duecourse.compliance.checks.base import CheckContext
 from duecourse.compliance.engine import FEW, decide, decide_batch, decide_frame
-from duecourse.compliance.facts import Proposal, from_frames, to_frames
+from duecourse.compliance.facts import HistoryEvent, Proposal, from_frames, to_frames
 from duecourse.compliance.rulebook import Rulebook, load_rulebook
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -221,12 +221,11 @@ def _agree(book: Rulebook, batch: list[Proposal]) -> None:
         assert got == expected, (p.id, got, expected)
 
 
-@pytest.mark.parametrize("country", ["CN", "US", "UK"])
-def test_unknown_jurisdiction_is_blocked_with_a_reason(country: str) -> None:
-    base = Proposal.model_validate(
+def _outside_the_packs(pid: str, country: str) -> Proposal:
+    return Proposal.model_validate(
         {
-            "id": "x",
-            "jurisdiction": {"country": "ZZ"},
+            "id": pid,
+            "jurisdiction": {"country": country},
             "moment": "2026-03-03T10:00:00+00:00",
             "actor": {"kind": "lender", "name": "L"},
             "channel": "call",
@@ -236,6 +235,22 @@ def test_unknown_jurisdiction_is_blocked_with_a_reason(country: str) -> None:
             "debt": {"id": "d", "days_past_due": 10, "balance": 100, "currency": "GBP"},
         }
     )
+
+
+HISTORY_EVENT = HistoryEvent.model_validate(
+    {
+        "at": "2026-03-02T10:00:00+00:00",
+        "channel": "call",
+        "counterpart": "debtor",
+        "outcome": "no_answer",
+        "actor": {"kind": "lender", "name": "L"},
+    }
+)
+
+
+@pytest.mark.parametrize("country", ["CN", "US", "UK"])
+def test_unknown_jurisdiction_is_blocked_with_a_reason(country: str) -> None:
+    base = _outside_the_packs("x", "ZZ")
     verdict = decide(BOOK, base, CTX)
     assert verdict.decision == "block"
     assert [o.rule_id for o in verdict.violations] == ["ENGINE.NO_PACK"]
@@ -253,28 +268,7 @@ def test_unknown_jurisdiction_is_blocked_with_a_reason(country: str) -> None:
 
 def test_a_frame_with_no_decidable_proposal_still_locates_its_history() -> None:
     """Every proposal outside the packs and some history: all are blocked (the history locates no proposal)."""
-    lone = Proposal.model_validate(
-        {
-            "id": "z",
-            "jurisdiction": {"country": "FR"},
-            "moment": "2026-03-03T10:00:00+01:00",
-            "actor": {"kind": "lender", "name": "L"},
-            "channel": "sms",
-            "counterpart": "debtor",
-            "purpose": "collect",
-            "debtor": {"id": "b", "time_zones": ["Europe/Paris"]},
-            "debt": {"id": "d", "days_past_due": 10, "balance": 100, "currency": "EUR"},
-            "history": [
-                {
-                    "at": "2026-03-02T10:00:00+00:00",
-                    "channel": "call",
-                    "counterpart": "debtor",
-                    "outcome": "no_answer",
-                    "actor": {"kind": "lender", "name": "L"},
-                }
-            ],
-        }
-    )
+    lone = _outside_the_packs("z", "FR").model_copy(update={"history": (HISTORY_EVENT,)})
     frame, history = to_frames([lone])
     decided = decide_batch(BOOK, frame, history, CTX).row(0, named=True)
     assert decided["decision"] == "block"
