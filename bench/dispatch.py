@@ -305,10 +305,7 @@ def main() -> None:
         "--letter-workers", type=int, default=os.cpu_count(), help="rendering processes (default: one a core)"
     )
     parser.add_argument(
-        "--workers",
-        type=int,
-        default=os.cpu_count(),
-        help="dispatching processes (default: one a core)",
+        "--workers", type=int, help="dispatching processes (default: one a core on PostgreSQL, one on SQLite)"
     )
     parser.add_argument("--database-url")
     parser.add_argument("--json", action="store_true")
