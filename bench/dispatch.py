@@ -1,6 +1,6 @@
 """Benchmark of dispatch: messages a second through the local Infobip fake and SMTP (aiosmtpd), letters a second.
 
-Run: .venv/bin/python bench/dispatch.py [--loans 3000] [--batch 500] [--letters 60] [--only sms,email,letters]
+Run: .venv/bin/python bench/dispatch.py [--loans 3000] [--batch 2000] [--letters 60] [--only sms,email,letters]
      [--workers N] [--letter-workers N] [--database-url URL] [--json]
 
 Setup: a fresh SQLite file (or the EMPTY database at --database-url), a demo book of `--loans` loans imported
@@ -10,8 +10,8 @@ only a few of each a day on a demo book, so the bench writes them directly). Eac
 `Dispatcher.run` at 02:30 UTC with one channel configured, everything included: enqueue (INSERT … SELECT),
 claim under a lease, the send-time re-check (the book as of the day through the ledger, holds, the whole
 rulebook at that moment with the contact history), a verification code per message, rendering, the send
-(the Infobip fake over HTTP on loopback, 500 messages a request; a real aiosmtpd server, one connection a
-batch — each in a process of its own, as a provider is another system, and not counted in our CPU), and the
+(the Infobip fake over HTTP on loopback, 500 messages a request; a real aiosmtpd server, up to 4 connections
+at once — each in a process of its own, as a provider is another system, and not counted in our CPU), and the
 results with their contact events and audit entries; SMS receipts are pulled at the end. The provider reports
 how many messages it received and how many it was sent twice (none, or exactly-once is broken).
 Letters: `--letters` written notices to loans with something overdue, handed to services/letters.py and rendered
@@ -298,7 +298,7 @@ def provider(kind: str) -> Iterator[tuple[dict[str, str], dict[str, int]]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loans", type=int, default=3000)
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batch", type=int, help="messages a claimed batch (default: the dispatcher's)")
     parser.add_argument("--letters", type=int, default=60)
     parser.add_argument("--only", default="sms,email,letters", help="phases to run, comma-separated")
     parser.add_argument(
@@ -323,6 +323,10 @@ def main() -> None:
     from duecourse.bootstrap import DISPATCH_HELPER_MODULES
     from duecourse.services.dispatch import start_worker_server
 
+    if args.batch is None:
+        from duecourse.services.dispatch import Policy
+
+        args.batch = Policy.batch
     if args.workers is None:
         args.workers = os.cpu_count() if args.database_url else 1
     fork_server = None

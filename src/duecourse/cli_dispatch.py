@@ -46,7 +46,7 @@ def _json(value: Any) -> None:
 def run(
     now: Annotated[str | None, typer.Option("--now", help="The instant to act at (ISO 8601 with offset).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Send at most this many.")] = None,
-    batch: Annotated[int, typer.Option("--batch", min=1, help="Messages per claimed batch.")] = 500,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Messages per claimed batch.")] = d.Policy.batch,
     lease_seconds: Annotated[int, typer.Option("--lease-seconds", min=1, help="How long a claim lasts.")] = 300,
     max_attempts: Annotated[int, typer.Option("--max-attempts", min=1, help="Attempts before a dead letter.")] = 5,
     workers: Annotated[
