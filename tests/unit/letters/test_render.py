@@ -199,7 +199,7 @@ def test_a_pre_visit_notice_refuses_an_incomplete_visit(visit: PlannedVisit, mes
     "text",
     [f"{PUBLIC_URL}/verify?code=K7QM-3XZP-9RTA-B2CW", f"{PUBLIC_URL}/verify?code=0123-4567-89AB-CDEF", "x" * 300],
 )
-def test_the_qr_mask_is_the_one_qrcode_would_choose(text):
+def test_the_qr_code_is_the_one_qrcode_would_make(text):
     # The eight masks are scored at once with numpy; each score and so the choice must be qrcode's own.
     import numpy as np
     import qrcode
@@ -220,3 +220,8 @@ def test_the_qr_mask_is_the_one_qrcode_would_choose(text):
     flips = _masks(len(placed)) ^ _masks(len(placed))[0]
     assert _penalties(placed ^ (flips & ours._data_region)).tolist() == expected
     assert ours.best_mask_pattern() == stock.best_mask_pattern() == expected.index(min(expected))
+    # The data placed in one step from the placement order: the whole symbol, with every mask, is qrcode's own.
+    for mask in range(8):
+        stock.makeImpl(False, mask)
+        ours.makeImpl(False, mask)
+        assert ours.modules == stock.modules, mask
