@@ -102,9 +102,7 @@ class Wording(Params):
         return None
 
     def found_expr(self) -> pl.Expr:
-        return pl.any_horizontal(
-            [pl.col(col).str.contains(_alternation(ps)) for ps, col in ((self.zh, "dense"), (self.en, "spaced")) if ps]
-        )
+        return _any_wording((self,))
 
     def match_expr(self) -> pl.Expr:
         return pl.coalesce(
@@ -114,6 +112,15 @@ class Wording(Params):
                 if ps
             ]
         )
+
+
+def _any_wording(wordings: tuple[Wording, ...]) -> pl.Expr:
+    """Whether the message uses any of `wordings`: one regex pass per language for all of them."""
+    zh = tuple(p for w in wordings for p in w.zh)
+    en = tuple(p for w in wordings for p in w.en)
+    return pl.any_horizontal(
+        [pl.col(col).str.contains(_alternation(ps)) for ps, col in ((zh, "dense"), (en, "spaced")) if ps]
+    )
 
 
 class WordingParams(Params):
@@ -230,7 +237,18 @@ class MessageWording(Check):
         questions = _batch_questions(have, history, params)
         if not questions:
             return findings(no_text)
-        have = have.with_columns(**{f"c{i}": cond for i, (cond, _, _) in enumerate(questions)})
+        # The forbidden wordings come first. One pass of all their patterns at once finds the few messages that
+        # use any; only those are searched wording by wording (most messages are lawful templates).
+        n = len(params.forbidden)
+        if n:
+            suspect = have.select(_any_wording(params.forbidden)).to_series()
+            have = pl.concat(
+                [
+                    have.filter(suspect).with_columns(**{f"c{i}": questions[i][0] for i in range(n)}),
+                    have.filter(~suspect).with_columns(**{f"c{i}": pl.lit(False) for i in range(n)}),
+                ]
+            )
+        have = have.with_columns(**{f"c{i}": cond for i, (cond, _, _) in enumerate(questions) if i >= n})
         # The first question a proposal fails decides its verdict and facts, as in the single path.
         verdict = pl.coalesce([pl.when(pl.col(f"c{i}")).then(pl.lit(v)) for i, (_, v, _) in enumerate(questions)])
         facts = pl.coalesce([pl.when(pl.col(f"c{i}")).then(f) for i, (_, _, f) in enumerate(questions)])
