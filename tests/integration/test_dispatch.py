@@ -597,6 +597,33 @@ def test_an_email_dispatcher_that_stopped_mid_send_leaves_dead_letters_in_doubt(
     assert len(handler.mails) == sent_before, "never resent automatically"
 
 
+@dataclass(frozen=True)
+class StopsReviewing:
+    """A compliance gate whose dispatcher dies while re-checking its batch, before anything is handed over."""
+
+    def review(self, proposals: Any, as_of: date, at: datetime | None = None) -> Any:
+        raise Stop
+
+
+def test_an_email_dispatcher_that_stopped_before_sending_leaves_nothing_in_doubt(
+    world: World, inbox: tuple[_Inbox, str]
+) -> None:
+    handler, url = inbox
+    mailer = SmtpMailer(url, "collections@example.com")
+    with pytest.raises(Stop):
+        replace(world.dispatcher({"email": mailer}), gate=StopsReviewing()).run(NOW)
+    stopped = world.rows("email")
+    assert {r.state for r in stopped} == {"sending"} and {r.provider_message_id for r in stopped} == {None}
+    summary = world.dispatcher({"email": mailer}).run(NOW + timedelta(minutes=6))
+    assert summary.counts[("email", "reconciled_resend")] == len(stopped)
+    assert d.dead_letters(world.engine) == []
+    sent = [r for r in world.rows("email") if r.state == "sent"]
+    assert len(sent) == len(handler.mails) == summary.counts[("email", "sent")] > 0
+    assert len({m["Message-ID"] for m in handler.mails}) == len(handler.mails), "each sent once"
+    assert len(world.audit("dispatch.reconciled_unsent")) == len(stopped)
+    verify_ok(world)
+
+
 # --- app push ---------------------------------------------------------------------------------------------------
 
 

@@ -877,13 +877,15 @@ class Dispatcher:
 
     def reconcile(self, now: datetime, summary: Summary) -> None:
         """Rows left `sending` by a dispatcher whose lease ran out: it may have stopped before, during or after
-        the send. Where the provider can be asked (SMS), found means sent and not found means send again;
-        where it cannot (e-mail, push), the row is dead-lettered "in doubt" and never resent automatically.
-        A hand-off happens in the transaction that marks it sent, so an unfinished one simply goes back."""
+        the send. One without a provider message id never left (the send follows the commit that gives it one):
+        it goes back to the queue. Otherwise, where the provider can be asked (SMS), found means sent and not
+        found means send again; where it cannot (e-mail, push), the row is dead-lettered "in doubt" and never
+        resent automatically. A hand-off happens in the transaction that marks it sent, so an unfinished one
+        simply goes back."""
         o = t.dispatch_outbox
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(o.c.outbox_key, o.c.idempotency_key, o.c.channel, o.c.attempts).where(
+                select(o.c.outbox_key, o.c.idempotency_key, o.c.channel, o.c.attempts, o.c.provider_message_id).where(
                     o.c.state == "sending", o.c.lease_until < now
                 )
             ).all()
@@ -891,22 +893,31 @@ class Dispatcher:
             return
         stale = pl.DataFrame(
             [tuple(r) for r in rows],
-            schema={"outbox_key": pl.Int64, "idempotency_key": pl.String, "channel": pl.String, "attempts": pl.Int64},
+            schema={
+                "outbox_key": pl.Int64,
+                "idempotency_key": pl.String,
+                "channel": pl.String,
+                "attempts": pl.Int64,
+                "provider_message_id": pl.String,
+            },
             orient="row",
         ).with_columns(message_id=pl.Series([message_id(r.idempotency_key) for r in rows], dtype=pl.String))
         verdicts = []
         for (channel,), part in stale.partition_by("channel", as_dict=True).items():
-            ids = part.get_column("message_id").to_list()
             adapter = self.channels.get(str(channel))
+            provider = pl.lit(str(channel) if adapter is None else adapter.provider)
             if channel in HAND_OFF_CHANNELS:
-                found: set[str] | None = set()
-            elif adapter is None:
+                verdicts.append(part.with_columns(provider=provider, verdict=pl.lit("resend")))
+                continue
+            handed = pl.col("provider_message_id").is_not_null()
+            verdicts.append(part.filter(~handed).with_columns(provider=provider, verdict=pl.lit("unsent")))
+            part = part.filter(handed)
+            if adapter is None or part.is_empty():
                 continue  # not configured in this run: left for a dispatcher that can ask or judge it
-            else:
-                found = adapter.look_up(ids)
+            found = adapter.look_up(part.get_column("message_id").to_list())
             verdicts.append(
                 part.with_columns(
-                    provider=pl.lit(str(channel) if adapter is None else adapter.provider),
+                    provider=provider,
                     verdict=pl.lit("dead")
                     if found is None
                     else pl.when(pl.col("message_id").is_in(sorted(found)))
@@ -914,9 +925,9 @@ class Dispatcher:
                     .otherwise(pl.lit("resend")),
                 )
             )
-        if not verdicts:
-            return
         judged = pl.concat(verdicts)
+        if judged.is_empty():
+            return
         with self.engine.begin() as conn:
             self._apply_reconciliation(conn, judged, now, summary)
 
@@ -925,10 +936,12 @@ class Dispatcher:
         reasons = {
             "sent": "reconciled: the provider has the message, it was sent before the dispatcher stopped",
             "resend": "reconciled: the provider never got the message; it goes back to the queue",
+            "unsent": "reconciled: the dispatcher stopped before handing the message to its channel; it goes back to"
+            " the queue",
             "dead": "in doubt: may have been sent (the dispatcher stopped during the send and the provider cannot be"
             " asked); never resent automatically",
         }
-        state = {"sent": "sent", "resend": "queued", "dead": "dead"}
+        state = {"sent": "sent", "resend": "queued", "unsent": "queued", "dead": "dead"}
         conn.execute(
             update(o)
             .where(o.c.outbox_key == bindparam("k"), o.c.state == "sending", o.c.lease_until < now)
@@ -950,7 +963,7 @@ class Dispatcher:
                     "p": p,
                     "m": m if v == "sent" else None,
                     "r": reasons[v],
-                    "n": now if v == "resend" else None,
+                    "n": now if state[v] == "queued" else None,
                     "sa": now if v == "sent" else None,
                     "da": now if v == "dead" else None,
                 }
@@ -961,7 +974,16 @@ class Dispatcher:
         if sent.height:
             self._sent_events(conn, sent, now)
         for channel, verdict, n in judged.group_by("channel", "verdict").len().iter_rows():
-            summary.add(channel, {"sent": "reconciled_sent", "resend": "reconciled_resend", "dead": "dead"}[verdict], n)
+            summary.add(
+                channel,
+                {
+                    "sent": "reconciled_sent",
+                    "resend": "reconciled_resend",
+                    "unsent": "reconciled_resend",
+                    "dead": "dead",
+                }[verdict],
+                n,
+            )
         audit_log.append(
             conn,
             [
