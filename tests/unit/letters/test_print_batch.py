@@ -11,7 +11,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from duecourse.adapters.channels.letters import MANIFEST_FIELDS, LetterRenderer, PrintBatch
+from duecourse.adapters.channels.letters import MANIFEST_FIELDS, LetterRenderer, PrintBatch, _parts
 from tests.unit.letters.pdf_tools import FONT_CACHE, pdf_pages, pdf_text
 from tests.unit.letters.samples import DEBTOR, pre_visit, written
 
@@ -161,3 +161,21 @@ def test_worker_processes_print_the_same_letters_as_one_process(tmp_path):
         in_process.render(letters[:8], "B-workers").sha256,
         in_process.render(letters[8:], "B-workers").sha256,
     ]
+
+
+@pytest.mark.parametrize(
+    ("letters", "workers", "sizes"),
+    [
+        (15, 2, [15]),  # fewer than 8 letters a worker: one part, in the calling process
+        (16, 2, [8, 8]),
+        (58, 2, [9, 10, 10, 9, 10, 10]),  # three parts a worker, each to the next free worker
+        (200, 2, [25] * 8),  # four parts a worker at the most
+        (1000, 2, [100] * 10),  # at most 100 letters a part
+        (150, 1, [75, 75]),
+    ],
+)
+def test_a_batch_is_cut_in_order_into_parts_of_even_size(letters, workers, sizes):
+    batch = list(range(letters))
+    parts = _parts(batch, workers)
+    assert [len(part) for part in parts] == sizes
+    assert [n for part in parts for n in part] == batch

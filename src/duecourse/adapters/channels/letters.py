@@ -15,6 +15,7 @@ import functools
 import gc
 import hashlib
 import io
+import itertools
 import json
 import multiprocessing
 import os
@@ -410,9 +411,9 @@ class LetterRenderer:
 
     Letters are set together: a print batch is one document (print_batch.html), each letter from a new page and
     counting its own pages, so the stylesheet, the fonts and the PDF's font subsets are made once per document, not
-    once per letter; a letter then costs its layout (~40 ms of CPU) and a share of the writing. A large batch is
-    split into parts of at most `PART_LETTERS` letters (one PDF each), rendered in `workers` processes when there
-    are enough letters; each worker builds its own renderer once (fonts and templates)."""
+    once per letter; a letter then costs its layout (~35 ms of CPU) and a share of the writing. A batch is cut into
+    parts (`_parts`: at most `PART_LETTERS` letters, one PDF each), rendered in `workers` processes when there are
+    enough letters; each worker builds its own renderer once (fonts and templates)."""
 
     def __init__(self, directory: Path, workers: int = 1, font_cache: Path | None = None) -> None:
         self.directory = directory
@@ -499,19 +500,18 @@ class LetterRenderer:
         return self.render([letter], letter.letter_id).pdf
 
     def render_parts(self, letters: Sequence[Letter], title: str = "letters") -> Iterator[RenderedDocument]:
-        """Every letter, in order, in parts of at most `PART_LETTERS`; in the worker processes when there are enough
-        letters (then one part per worker for a batch that fits, so both cores work on it)."""
-        if self.workers <= 1 or len(letters) < _PER_WORKER_AT_LEAST * self.workers:
-            for chunk in _chunks(letters, PART_LETTERS):
-                yield self.render(chunk, title)
+        """Every letter, in order, in parts of at most `PART_LETTERS` (`parts`); in the worker processes when there
+        are enough letters, each part to the next free worker."""
+        parts = _parts(letters, self.workers)
+        if self.workers <= 1 or len(parts) <= 1:
+            for part in parts:
+                yield self.render(part, title)
             return
-        size = min(PART_LETTERS, -(-len(letters) // self.workers))
-        chunks = list(_chunks(letters, size))
         try:
-            done = self.pool().map(_render_in_worker, chunks, [title] * len(chunks))
-            for chunk, (pdf, places) in zip(chunks, done, strict=True):
+            done = self.pool().map(_render_in_worker, parts, [title] * len(parts))
+            for part, (pdf, places) in zip(parts, done, strict=True):
                 yield RenderedDocument(
-                    pdf, tuple(PlacedLetter(letter, *place) for letter, place in zip(chunk, places, strict=True))
+                    pdf, tuple(PlacedLetter(letter, *place) for letter, place in zip(part, places, strict=True))
                 )
         except BrokenProcessPool:
             self.close()  # a worker died: the next batch starts a fresh pool
@@ -559,15 +559,25 @@ def _cycle_collection_paused() -> Iterator[None]:
 # A part of a print batch is one PDF: at most this many letters, so that a worker's laid-out pages (all held in
 # memory until the PDF is written) stay a few hundred MB and the print room gets files of a handy size.
 PART_LETTERS: Final = 100
-# Below this many letters per worker, handing them out costs more than it saves.
-_PER_WORKER_AT_LEAST: Final = 8
+# With workers, a part has at least this many letters (a document's own cost is about a sixth of a letter's), and a
+# worker takes up to this many parts of a batch.
+_PER_PART_AT_LEAST: Final = 8
+_PARTS_PER_WORKER: Final = 4
 _worker: LetterRenderer | None = None
 _all_started: Barrier | None = None  # shared by the workers of one pool
 
 
-def _chunks(letters: Sequence[Letter], size: int) -> Iterator[Sequence[Letter]]:
-    for start in range(0, len(letters), size):
-        yield letters[start : start + size]
+def _parts(letters: Sequence[Letter], workers: int) -> list[Sequence[Letter]]:
+    """The letters cut in order into parts of at most `PART_LETTERS`, of sizes a letter apart at most. With several
+    workers, a whole number of parts a worker, up to `_PARTS_PER_WORKER` each: a worker slowed by another process on
+    its core then takes fewer parts while the others take more (with one part a worker, the batch waited for the
+    slowest one)."""
+    count = -(-len(letters) // PART_LETTERS)
+    if workers > 1:
+        each = min(_PARTS_PER_WORKER, len(letters) // (_PER_PART_AT_LEAST * workers))
+        count = workers * -(-max(count, each * workers) // workers) if each else count
+    bounds = [len(letters) * i // count for i in range(count + 1)]
+    return [letters[start:end] for start, end in itertools.pairwise(bounds)]
 
 
 def _start_worker(directory: Path, font_cache: Path | None, all_started: Barrier) -> None:
