@@ -11,7 +11,9 @@ doubt" where it cannot. Services reach the channel adapters through the `Channel
 
 Several processes may share one outbox: the lease-taking claim gives each batch to one of them. With
 `workers` > 1 and a `recipe` (a picklable way to build an equal dispatcher elsewhere), `run` starts
-`workers - 1` helper processes that claim and send batches beside it; they are forked from a server process
+`workers - 1` helper processes that claim and send batches beside it, each of its own share of the debtors (a
+debtor's messages are re-checked in one process, batch after batch, each with the sends before it in the
+contact history); they are forked from a server process
 that has the modules imported already (`start_worker_server`), since a fork of this process would copy its
 threads' locks (Polars' pool among them) and a fresh interpreter spends seconds importing.
 """
@@ -226,8 +228,9 @@ class Dispatcher:
         on_batch(done, total)
         # A limit is one count over all the sends: kept exact by sending in this process only.
         helpers = self._helpers(now) if limit is None and total > self.policy.batch else []
+        share = (0, self.workers) if helpers else (0, 1)
         while done < total:
-            claimed = self.claim(now, min(self.policy.batch, total - done))
+            claimed = self.claim(now, min(self.policy.batch, total - done), share)
             if claimed.is_empty():
                 break
             self.process(claimed, now, summary)
@@ -245,10 +248,11 @@ class Dispatcher:
         """Start the helper processes, each sending batches until none is left to claim (`drain`)."""
         if self.workers < 2 or self.recipe is None:
             return []
-        # Both take different batches: SKIP LOCKED in `claim`.
         context = multiprocessing.get_context("forkserver")
         pool = ProcessPoolExecutor(self.workers - 1, context)
-        helpers = [pool.submit(drain, self.recipe, f"{self.owner}/{i}", now) for i in range(1, self.workers)]
+        helpers = [
+            pool.submit(drain, self.recipe, f"{self.owner}/{i}", now, (i, self.workers)) for i in range(1, self.workers)
+        ]
         pool.shutdown(wait=False)  # the processes end when their work is done
         return helpers
 
@@ -325,8 +329,12 @@ class Dispatcher:
             ).all()
         return {str(ch): int(n) for ch, n in sorted(rows)}
 
-    def claim(self, now: datetime, size: int) -> pl.DataFrame:
-        """Lease up to `size` due rows to this dispatcher (queued -> sending) in one short transaction."""
+    def claim(self, now: datetime, size: int, share: tuple[int, int] = (0, 1)) -> pl.DataFrame:
+        """Lease up to `size` due rows to this dispatcher (queued -> sending) in one short transaction.
+
+        With `share` (i, n), only the rows of borrowers whose key is i modulo n: processes sending side by side
+        each take their own debtors, so a debtor's messages are re-checked one batch after another in one
+        process, each batch with the contact history of the batches before it (frequency limits hold)."""
         o, a = t.dispatch_outbox, t.proposed_action
         with self.engine.begin() as conn:
             pick = (
@@ -335,8 +343,11 @@ class Dispatcher:
                 .order_by(o.c.next_attempt_at, o.c.outbox_key)
                 .limit(size)
             )
+            index, of = share
+            if of > 1:
+                pick = pick.join(t.loan, t.loan.c.loan_key == o.c.loan_key).where(t.loan.c.borrower_key % of == index)
             if conn.dialect.name == "postgresql":
-                pick = pick.with_for_update(skip_locked=True)  # two dispatchers take different rows
+                pick = pick.with_for_update(skip_locked=True, of=o)  # two dispatchers take different rows
             keys = list(conn.execute(pick).scalars())
             if not keys:
                 return pl.DataFrame(schema=CLAIMED)
@@ -1048,13 +1059,13 @@ class Dispatcher:
                     summary.add(channel, outcome, n)
 
 
-def drain(recipe: Callable[[], Dispatcher], owner: str, now: datetime) -> Summary:
-    """A helper process: claim and send batches as `owner` until there is nothing left to claim at `now`.
-    Reconciling, enqueueing and pulling receipts are the starting dispatcher's."""
+def drain(recipe: Callable[[], Dispatcher], owner: str, now: datetime, share: tuple[int, int]) -> Summary:
+    """A helper process: claim and send batches of its `share` of the debtors (see `claim`) as `owner` until there
+    is nothing left to claim at `now`. Reconciling, enqueueing and pulling receipts are the starting dispatcher's."""
     worker = replace(recipe(), owner=owner, workers=1)
     summary = Summary()
     try:
-        while not (claimed := worker.claim(now, worker.policy.batch)).is_empty():
+        while not (claimed := worker.claim(now, worker.policy.batch, share)).is_empty():
             worker.process(claimed, now, summary)
     finally:
         for adapter in worker.channels.values():
