@@ -166,11 +166,11 @@ def test_worker_processes_print_the_same_letters_as_one_process(tmp_path):
 @pytest.mark.parametrize(
     ("letters", "workers", "sizes"),
     [
+        (0, 2, []),
         (15, 2, [15]),  # fewer than 8 letters a worker: one part, in the calling process
         (16, 2, [8, 8]),
-        (58, 2, [9, 10, 10, 9, 10, 10]),  # three parts a worker, each to the next free worker
-        (200, 2, [25] * 8),  # four parts a worker at the most
-        (1000, 2, [100] * 10),  # at most 100 letters a part
+        (58, 2, [29, 29]),  # one part a worker
+        (300, 2, [75] * 4),  # at most 100 letters a part, a whole number of parts a worker
         (150, 1, [75, 75]),
     ],
 )

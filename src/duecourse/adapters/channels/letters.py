@@ -500,8 +500,8 @@ class LetterRenderer:
         return self.render([letter], letter.letter_id).pdf
 
     def render_parts(self, letters: Sequence[Letter], title: str = "letters") -> Iterator[RenderedDocument]:
-        """Every letter, in order, in parts of at most `PART_LETTERS` (`parts`); in the worker processes when there
-        are enough letters, each part to the next free worker."""
+        """Every letter, in order, in parts of at most `PART_LETTERS` (`_parts`); in the worker processes when
+        there are enough letters, each part to the next free worker."""
         parts = _parts(letters, self.workers)
         if self.workers <= 1 or len(parts) <= 1:
             for part in parts:
@@ -559,23 +559,22 @@ def _cycle_collection_paused() -> Iterator[None]:
 # A part of a print batch is one PDF: at most this many letters, so that a worker's laid-out pages (all held in
 # memory until the PDF is written) stay a few hundred MB and the print room gets files of a handy size.
 PART_LETTERS: Final = 100
-# With workers, a part has at least this many letters (a document's own cost is about a sixth of a letter's), and a
-# worker takes up to this many parts of a batch.
-_PER_PART_AT_LEAST: Final = 8
-_PARTS_PER_WORKER: Final = 4
+# Below this many letters a worker, handing them out costs more than it saves.
+_PER_WORKER_AT_LEAST: Final = 8
 _worker: LetterRenderer | None = None
 _all_started: Barrier | None = None  # shared by the workers of one pool
 
 
 def _parts(letters: Sequence[Letter], workers: int) -> list[Sequence[Letter]]:
-    """The letters cut in order into parts of at most `PART_LETTERS`, of sizes a letter apart at most. With several
-    workers, a whole number of parts a worker, up to `_PARTS_PER_WORKER` each: a worker slowed by another process on
-    its core then takes fewer parts while the others take more (with one part a worker, the batch waited for the
-    slowest one)."""
+    """The letters cut in order into parts of at most `PART_LETTERS`, of sizes at most a letter apart; with several
+    workers and enough letters, as many parts as workers (or a whole number each), so that every core works on the
+    batch. Not more: a document has a cost of its own (the stylesheet, the font subsets, a cycle collection of the
+    process's objects), about one and a half letters', which parts of ten letters paid six times over."""
+    if not letters:
+        return []
     count = -(-len(letters) // PART_LETTERS)
-    if workers > 1:
-        each = min(_PARTS_PER_WORKER, len(letters) // (_PER_PART_AT_LEAST * workers))
-        count = workers * -(-max(count, each * workers) // workers) if each else count
+    if workers > 1 and len(letters) >= _PER_WORKER_AT_LEAST * workers:
+        count = workers * -(-count // workers)
     bounds = [len(letters) * i // count for i in range(count + 1)]
     return [letters[start:end] for start, end in itertools.pairwise(bounds)]
 
