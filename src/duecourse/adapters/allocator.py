@@ -7,6 +7,10 @@ and zeroed by the kernel again; on a 1,000,000-loan book that was ~4 s of system
 trimming the heap, and growing it in 1 GiB steps halves that (256 MiB steps
 did not: the temporaries outgrow them). Peak memory does not change: what is kept is
 memory the run has already used once.
+
+NumPy also asks the kernel for transparent huge pages on every large array. On these machines the first
+touch of a huge page cost more than of the small pages it replaces: the ledger's first run in a process spent
+1.6–2.0 s of system time with it and 0.9 s without (bench/README.md), so that request is switched off too.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ _TOP_PAD = 1024 * 1024 * 1024
 
 def keep_freed_memory() -> bool:
     """Apply the settings above to this process; False where the C library has no `mallopt` (not glibc)."""
+    from numpy._core import multiarray
+
+    multiarray._set_madvise_hugepage(False)  # type: ignore[attr-defined]
     name = ctypes.util.find_library("c")
     if name is None:
         return False
