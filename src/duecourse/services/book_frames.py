@@ -54,15 +54,11 @@ def load_book(engine: Engine | Connection, as_of: date, loan_keys: Collection[in
         within = "(NULL)"
     loan_filter = "" if within is None else f" WHERE loan_key IN {within}"
     borrowers_of = f"(SELECT borrower_key FROM loan WHERE loan_key IN {within})"
-    # Flagged when the rows come in key order (a table scan usually does): every join on loan_key then merges.
-    loans = f.flag_sorted(
-        read_frame(
-            engine,
-            "SELECT loan_key, loan_id, borrower_key, product, currency, principal, annual_rate, penalty_rate, term,"
-            f" start_date, method FROM loan{loan_filter}",
-            f.LOANS,
-        ),
-        "loan_key",
+    loans = read_frame(
+        engine,
+        "SELECT loan_key, loan_id, borrower_key, product, currency, principal, annual_rate, penalty_rate, term,"
+        f" start_date, method FROM loan{loan_filter}",
+        f.LOANS,
     )
     instalments = read_frame(
         engine, f"SELECT loan_key, seq, due_date, principal, interest, fee FROM instalment{loan_filter}", f.INSTALMENTS

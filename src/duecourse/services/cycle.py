@@ -25,6 +25,7 @@ from duecourse.adapters.db.bulk import read_frame, write_frame
 from duecourse.audit import log as audit_log
 from duecourse.audit.chain import AuditRecord
 from duecourse.compliance.port import CompliancePort
+from duecourse.domain import frames as f
 from duecourse.domain.errors import CycleError
 from duecourse.ledger.engine import buckets_the_day_before, effective_payments, ledger_state, transitions
 from duecourse.plans.follow_up import (
@@ -246,7 +247,7 @@ def loan_facts(book: BookFrames, state: pl.DataFrame, as_of: date, pausing: pl.D
         & (pl.col("start_date") <= as_of)
         & (pl.col("end_date").is_null() | (pl.col("end_date") >= as_of))
     )
-    loans = book.loans.select("loan_key", "loan_id", "borrower_key", "product", "currency")
+    loans = f.flag_sorted(book.loans.select("loan_key", "loan_id", "borrower_key", "product", "currency"), "loan_key")
     loan_holds = holds.filter(pl.col("loan_key").is_not_null()).select("loan_key").unique()
     borrower_holds = holds.filter(pl.col("loan_key").is_null()).select("borrower_key").unique()
     held = (
